@@ -1,0 +1,268 @@
+//! Command implementations: load, call the library, print.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use comfy_table::{presets, Table};
+
+use kvtier::engine::no_skip_bound;
+use kvtier::results::{render, Format};
+use kvtier::scenario::{fmt_gb, ByteSize, Scenario, ScenarioFile, GB};
+use kvtier::trace::{self, stats, text};
+use kvtier::{native_policy, output, simulate};
+
+pub fn run(path: &Path, placement: Option<&str>, csv: Option<&Path>, format: Format) -> Result<()> {
+    let scenario = Scenario::load(path)?;
+    let name = placement.unwrap_or(&scenario.file.policy.placement);
+    let mut policy =
+        native_policy(name).with_context(|| format!("{}: policy.placement", path.display()))?;
+    let summary = simulate(&scenario, policy.as_mut(), csv)?;
+    print!("{}", render(&[summary], format)?);
+    Ok(())
+}
+
+pub fn scenario_show(path: &Path) -> Result<()> {
+    let sc = Scenario::load(path)?;
+    let s = &sc.sizes;
+    let f = &sc.file;
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["quantity", "value"]);
+    let gbs = |b: u64| format!("{} GB ({b} bytes)", fmt_gb(b));
+    let bw = |b: f64| format!("{} GB/s", b / GB);
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "layers / prefill / decode / batch",
+            format!("{} / {} / {} / {}", s.layers, s.prefill, s.decode, s.batch),
+        ),
+        ("weights W", gbs(s.weights_bytes)),
+        (
+            "per layer W_l (attn Wa + mlp Wm)",
+            format!(
+                "{} B ({} + {})",
+                s.layer_weight_bytes, s.attn_weight_bytes, s.mlp_weight_bytes
+            ),
+        ),
+        (
+            "weights on HBM",
+            format!(
+                "{} ({:?}, share {})",
+                gbs(s.weights_on_hbm_bytes),
+                f.initial.weights_layout,
+                f.initial.weights_on_hbm
+            ),
+        ),
+        (
+            "KV entry k (one position, one layer, whole batch)",
+            format!("{} B", s.entry_bytes),
+        ),
+        (
+            "KV per token (all layers)",
+            format!("{} B", s.entry_bytes * s.layers as u64),
+        ),
+        ("prefill KV", gbs(s.prefill_kv_bytes)),
+        (
+            "prefill KV on HBM at start",
+            format!(
+                "{} ({:?}, share {})",
+                gbs(s.initial_hbm_kv_bytes),
+                f.initial.prefill_kv_layout,
+                f.initial.prefill_kv_on_hbm
+            ),
+        ),
+        (
+            "KV at end of run (no skips)",
+            gbs(s.entry_bytes * s.layers as u64 * s.positions() as u64),
+        ),
+        ("HBM capacity", gbs(s.capacity_bytes)),
+        (
+            "HBM KV budget",
+            format!(
+                "{}{}",
+                gbs(s.kv_budget_bytes),
+                if f.hbm.kv_budget.is_some() {
+                    " (set)"
+                } else {
+                    " (capacity - weights on HBM)"
+                }
+            ),
+        ),
+        (
+            "idealized",
+            sc.idealized_note().unwrap_or_else(|| "no".into()),
+        ),
+        (
+            "bandwidth HBM / LINK / EXTI",
+            format!("{} / {} / {}", bw(s.hbm_bw), bw(s.link_bw), bw(s.exti_bw)),
+        ),
+        (
+            "link duplex / access / hierarchy / overlap",
+            format!(
+                "{:?} / {:?} / {:?} / {:?}",
+                f.ext.link_duplex, f.ext.access, f.memory.hierarchy, f.memory.overlap
+            ),
+        ),
+        ("alpha target", format!("{:.6}", s.alpha_target)),
+        (
+            "ideal bound, no-skip run",
+            format!("{:.6} s", no_skip_bound(s, f.ext.access)),
+        ),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_string(), v]);
+    }
+    println!("scenario: {}", sc.name);
+    println!("{t}");
+    Ok(())
+}
+
+pub fn trace_gen(scenario: &Path, out: &Path) -> Result<()> {
+    let sc = Scenario::load(scenario)?;
+    let mut source = trace::open(&sc)?;
+    output::write_atomic(out, |w| text::write_trace(w, source.as_mut()))?;
+    Ok(())
+}
+
+pub fn trace_stats(input: &Path, format: Format) -> Result<()> {
+    let is_scenario = input.extension().is_some_and(|e| e == "toml");
+    let (mut source, sinks, recent): (Box<dyn trace::TraceSource>, usize, usize) = if is_scenario {
+        let sc = Scenario::load(input)?;
+        let sk = &sc.file.skip;
+        (trace::open(&sc)?, sk.sinks as usize, sk.recent as usize)
+    } else {
+        (Box::new(text::TextTraceReader::open(input)?), 4, 64)
+    };
+    let st = stats::compute(source.as_mut(), sinks, recent)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&st)?),
+        _ => {
+            let mut t = Table::new();
+            t.load_preset(if format == Format::Markdown {
+                presets::ASCII_MARKDOWN
+            } else {
+                presets::UTF8_FULL_CONDENSED
+            });
+            t.set_header(vec![
+                "layer",
+                "skipped share",
+                "jaccard",
+                "layer skip",
+                "mlp skip",
+                "sink share",
+                "recent share",
+            ]);
+            let row = |name: String, l: &stats::LayerStats| {
+                vec![
+                    name,
+                    format!("{:.4}", l.skipped_share),
+                    format!("{:.4}", l.jaccard),
+                    format!("{:.4}", l.layer_skip_rate),
+                    format!("{:.4}", l.mlp_skip_rate),
+                    format!("{:.4}", l.sink_share),
+                    format!("{:.4}", l.recent_share),
+                ]
+            };
+            if format == Format::Csv {
+                println!("layer,skipped_share,jaccard,layer_skip_rate,mlp_skip_rate,sink_share,recent_share");
+                for (i, l) in st.layers.iter().enumerate() {
+                    println!("{}", row(i.to_string(), l).join(","));
+                }
+                println!("{}", row("all".into(), &st.all).join(","));
+                return Ok(());
+            }
+            for (i, l) in st.layers.iter().enumerate() {
+                t.add_row(row(i.to_string(), l));
+            }
+            t.add_row(row("all".into(), &st.all));
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The scenario with a different prefill length. An explicit KV budget keeps its headroom over
+/// the initial HBM KV, so the budget is reached at the same decode step as in the original.
+fn with_prefill(base: &Scenario, prefill: u64, path: &Path) -> Result<Scenario> {
+    let mut f: ScenarioFile = base.file.clone();
+    f.workload.prefill = prefill;
+    if let Some(budget) = base.file.hbm.kv_budget {
+        let headroom = budget.0 - base.sizes.initial_hbm_kv_bytes;
+        f.hbm.kv_budget = Some(ByteSize(u64::MAX / 4));
+        let probe = Scenario::from_file(f.clone(), Some(path))?;
+        f.hbm.kv_budget = Some(ByteSize(probe.sizes.initial_hbm_kv_bytes + headroom));
+    }
+    Scenario::from_file(f, Some(path))
+}
+
+pub fn bench(path: &Path, repeat: usize, prefills: &[u64], placement: Option<&str>) -> Result<()> {
+    let base = Scenario::load(path)?;
+    let mut configs = vec![base.clone()];
+    for &p in prefills {
+        configs.push(with_prefill(&base, p, path)?);
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; figures are meaningless (use cargo run --release)");
+    }
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "prefill",
+        "positions",
+        "runs",
+        "median s",
+        "min s",
+        "median s / 1k positions",
+        "decode time (sim) s",
+    ]);
+    let name = placement.unwrap_or(&base.file.policy.placement).to_string();
+    for sc in &configs {
+        let mut times = Vec::with_capacity(repeat);
+        let mut sim_time = 0.0;
+        for _ in 0..repeat.max(1) {
+            let mut policy = native_policy(&name)?;
+            let start = Instant::now();
+            let s = simulate(sc, policy.as_mut(), None)?;
+            times.push(start.elapsed().as_secs_f64());
+            sim_time = s.decode_time_s;
+        }
+        let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let med = median(&mut times);
+        let positions = sc.sizes.positions();
+        t.add_row(vec![
+            sc.sizes.prefill.to_string(),
+            positions.to_string(),
+            times.len().to_string(),
+            format!("{med:.4}"),
+            format!("{min:.4}"),
+            format!("{:.6}", med / positions as f64 * 1000.0),
+            format!("{sim_time:.6}"),
+        ]);
+    }
+    println!(
+        "bench: {} with placement {name}, skip source {:?}",
+        base.name, base.file.skip.source
+    );
+    println!("{t}");
+    if let Some(mb) = peak_rss_mb() {
+        println!("peak RSS: {mb:.1} MB");
+    }
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! The decode loop of SPEC 6: for each step and layer, call the policy hooks, charge every read,
+//! write and move to its resources, and emit one [`Record`] per sublayer and non-empty step
+//! phase.
+//!
+//! Architecture Invariant: the engine never calls a policy inside a per-position loop; a policy
+//! changes bytes or time only through the move verbs of [`Sim`], which go through
+//! [`crate::memory::Memory`] and so cannot exceed the HBM budget.
+//!
+//! Not here: formatting of results ([`crate::results`]), scripts ([`crate::policy`]).
+
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+
+use crate::memory::{Charges, Memory, Order, Tier, Timing};
+use crate::scenario::{Access, Scenario, Sizes};
+use crate::tokenset::TokenSet;
+use crate::trace::{self, TraceWindow};
+
+/// What a sublayer record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sublayer {
+    Attn,
+    Mlp,
+    /// A step phase (moves of `on_step`).
+    Step,
+}
+
+impl Sublayer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sublayer::Attn => "attn",
+            Sublayer::Mlp => "mlp",
+            Sublayer::Step => "step",
+        }
+    }
+}
+
+/// One row of the per-sublayer results.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Record {
+    pub step: usize,
+    /// `None` for a step phase.
+    pub layer: Option<usize>,
+    pub sublayer: Sublayer,
+    pub charges: Charges,
+    pub time_s: f64,
+    /// Ideal-bound time of this sublayer's reads (SPEC 7).
+    pub bound_s: f64,
+}
+
+/// Receives records as the run produces them.
+pub trait RecordSink {
+    fn record(&mut self, r: &Record) -> Result<()>;
+}
+
+impl RecordSink for Vec<Record> {
+    fn record(&mut self, r: &Record) -> Result<()> {
+        self.push(*r);
+        Ok(())
+    }
+}
+
+/// A sink that drops every record.
+pub struct Discard;
+
+impl RecordSink for Discard {
+    fn record(&mut self, _: &Record) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// History of the trace as far as the run has gone.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Per layer: decode steps so far at which the whole layer was skipped.
+    pub layer_skips: Vec<u64>,
+    /// Per layer: decode steps so far at which its MLP was skipped.
+    pub mlp_skips: Vec<u64>,
+    /// Decode steps completed.
+    pub steps_done: u64,
+}
+
+/// The state a policy sees and acts on: sizes, memory, the trace window, history, and the move
+/// verbs. Moves are charged to the phase being run (step phase or attention sublayer).
+pub struct Sim {
+    pub sizes: Arc<Sizes>,
+    pub memory: Memory,
+    pub window: TraceWindow,
+    pub history: History,
+    /// Current decode step `n`.
+    pub step: usize,
+    /// Layer being run; `None` during the step phase.
+    pub layer: Option<usize>,
+    moves: Charges,
+    moves_allowed: bool,
+}
+
+/// Which layers a move applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layers {
+    One(usize),
+    All,
+}
+
+impl Sim {
+    fn check_layer(&self, layers: Layers) -> Result<std::ops::Range<usize>> {
+        if !self.moves_allowed {
+            bail!("moves are allowed only in on_step and on_layer, not in place");
+        }
+        match layers {
+            Layers::All => Ok(0..self.sizes.layers),
+            Layers::One(l) if l < self.sizes.layers => Ok(l..l + 1),
+            Layers::One(l) => bail!(
+                "layer {l} does not exist (the model has layers 0..{})",
+                self.sizes.layers
+            ),
+        }
+    }
+
+    /// Moves the EXT-only entries of `set` to HBM at the given layers, newest first, at most
+    /// `cap_bytes` in all; what finds no room counts as refused. Returns the bytes moved.
+    pub fn move_to_hbm(
+        &mut self,
+        layers: Layers,
+        set: &TokenSet,
+        cap_bytes: Option<u64>,
+    ) -> Result<u64> {
+        let range = self.check_layer(layers)?;
+        let k = self.memory.entry_bytes();
+        let mut cap = cap_bytes.map_or(u64::MAX, |b| b / k);
+        let mut moved = 0;
+        for l in range {
+            let m = self.memory.promote(l, set, cap, &mut self.moves);
+            cap -= m;
+            moved += m;
+        }
+        Ok(moved * k)
+    }
+
+    /// Moves the HBM entries of `set` to EXT at the given layers, oldest first, at most
+    /// `cap_bytes` in all. Returns the bytes moved.
+    pub fn move_to_ext(
+        &mut self,
+        layers: Layers,
+        set: &TokenSet,
+        cap_bytes: Option<u64>,
+    ) -> Result<u64> {
+        let range = self.check_layer(layers)?;
+        let k = self.memory.entry_bytes();
+        let mut cap = cap_bytes.map_or(u64::MAX, |b| b / k);
+        let mut moved = 0;
+        for l in range {
+            let m = self
+                .memory
+                .demote(l, set, cap, Order::OldestFirst, &mut self.moves);
+            cap -= m;
+            moved += m;
+        }
+        Ok(moved * k)
+    }
+
+    /// Charges of the moves made so far in the current phase.
+    pub fn pending_moves(&self) -> &Charges {
+        &self.moves
+    }
+}
+
+/// A strategy: where new entries go, and optional hooks that move entries.
+pub trait Policy {
+    /// Label shown in tables.
+    fn name(&self) -> String;
+    /// Tier for the new entry `(sim.step, layer)`.
+    fn place(&mut self, sim: &mut Sim, layer: usize) -> Result<Tier>;
+    /// Whether [`Policy::on_step`] does anything (the engine skips the call otherwise).
+    fn has_on_step(&self) -> bool {
+        false
+    }
+    fn on_step(&mut self, _sim: &mut Sim) -> Result<()> {
+        Ok(())
+    }
+    /// Whether [`Policy::on_layer`] does anything.
+    fn has_on_layer(&self) -> bool {
+        false
+    }
+    fn on_layer(&mut self, _sim: &mut Sim, _layer: usize) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The native placements of the core: everything to one tier.
+pub struct FixedPlacement(pub Tier);
+
+impl Policy for FixedPlacement {
+    fn name(&self) -> String {
+        self.0.name().to_string()
+    }
+    fn place(&mut self, _: &mut Sim, _: usize) -> Result<Tier> {
+        Ok(self.0)
+    }
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunTotals {
+    pub decode_time_s: f64,
+    pub bound_s: f64,
+    pub charges: Charges,
+    /// Sum of alpha over attention sublayers that read, and their count.
+    pub attn_alpha_sum: f64,
+    pub attn_rows: u64,
+    pub mlp_alpha_sum: f64,
+    pub mlp_rows: u64,
+    pub step_phases: u64,
+    pub counters: crate::memory::MemoryCounters,
+}
+
+/// Ideal-bound time of one sublayer's reads (SPEC 7): bytes split freely between the tiers,
+/// nothing moved. In near_data mode the KV part may be served by EXTI alone while fetched
+/// weights need LINK too: the least time is `max(R / (h + e), W / (h + min(l, e)))`.
+pub fn ideal_bound(sizes: &Sizes, access: Access, weight_bytes: u64, kv_bytes: u64) -> f64 {
+    let fetch_bw = sizes.hbm_bw + sizes.link_bw.min(sizes.exti_bw);
+    let total = (weight_bytes + kv_bytes) as f64;
+    match access {
+        Access::Fetch => total / fetch_bw,
+        Access::NearData => {
+            (total / (sizes.hbm_bw + sizes.exti_bw)).max(weight_bytes as f64 / fetch_bw)
+        }
+    }
+}
+
+/// Runs the decode loop of `scenario` with `policy`, sending every record to `sink`.
+pub fn run(
+    scenario: &Scenario,
+    policy: &mut dyn Policy,
+    sink: &mut dyn RecordSink,
+) -> Result<RunTotals> {
+    let source = trace::open(scenario)?;
+    run_with_trace(scenario, source, policy, sink)
+}
+
+/// [`run`] with an explicit trace source (tests, replay).
+pub fn run_with_trace(
+    scenario: &Scenario,
+    source: Box<dyn trace::TraceSource>,
+    policy: &mut dyn Policy,
+    sink: &mut dyn RecordSink,
+) -> Result<RunTotals> {
+    let sizes = Arc::new(scenario.sizes.clone());
+    let s = &*sizes.clone();
+    let timing = Timing::of(scenario);
+    let access = scenario.file.ext.access;
+    let passive = scenario.file.memory.passive_migration && access == Access::Fetch;
+    let lookahead = scenario.file.policy.lookahead as usize;
+    let mut sim = Sim {
+        sizes,
+        memory: Memory::initial(scenario),
+        window: TraceWindow::new(source, lookahead),
+        history: History {
+            layer_skips: vec![0; s.layers],
+            mlp_skips: vec![0; s.layers],
+            steps_done: 0,
+        },
+        step: s.prefill,
+        layer: None,
+        moves: Charges::default(),
+        moves_allowed: false,
+    };
+    let (has_step, has_layer) = (policy.has_on_step(), policy.has_on_layer());
+    let mut t = RunTotals::default();
+    let ext_weight = |hbm_part: u64, all: u64| all - hbm_part;
+
+    for n in s.prefill..s.prefill + s.decode {
+        sim.window.advance_to(n)?;
+        sim.step = n;
+        if has_step {
+            sim.layer = None;
+            sim.moves = Charges::default();
+            sim.moves_allowed = true;
+            policy.on_step(&mut sim)?;
+            sim.moves_allowed = false;
+            if !sim.moves.is_empty() {
+                let c = sim.moves;
+                let rec = Record {
+                    step: n,
+                    layer: None,
+                    sublayer: Sublayer::Step,
+                    charges: c,
+                    time_s: c.phase_time(&timing),
+                    bound_s: 0.0,
+                };
+                t.step_phases += 1;
+                emit(&mut t, sink, &rec)?;
+            }
+        }
+        for l in 0..s.layers {
+            sim.layer = Some(l);
+            sim.moves = Charges::default();
+            if has_layer {
+                sim.moves_allowed = true;
+                policy.on_layer(&mut sim, l)?;
+                sim.moves_allowed = false;
+            }
+            let (layer_skipped, mlp_skipped) = {
+                let ls = &sim.window.current().layers[l];
+                (ls.layer, ls.mlp)
+            };
+            if layer_skipped {
+                sim.history.layer_skips[l] += 1;
+                if !sim.moves.is_empty() {
+                    let c = sim.moves;
+                    let rec = Record {
+                        step: n,
+                        layer: Some(l),
+                        sublayer: Sublayer::Attn,
+                        charges: c,
+                        time_s: c.sublayer_time(&timing),
+                        bound_s: 0.0,
+                    };
+                    emit(&mut t, sink, &rec)?;
+                }
+                continue;
+            }
+            let want = policy.place(&mut sim, l)?;
+            let mut c = sim.moves;
+            // Attention weights.
+            c.read_hbm(s.attn_weight_hbm[l]);
+            c.fetch_ext(ext_weight(s.attn_weight_hbm[l], s.attn_weight_bytes));
+            // KV reads, new entry, passive installs.
+            let ls = &sim.window.current().layers[l];
+            let skipped = (ls.token_count > 0).then_some(&ls.tokens);
+            let ext_entries = sim.memory.read_kv(l, skipped, &mut c);
+            sim.memory.write_new(l, n, want, &mut c);
+            if passive && ext_entries > 0 {
+                sim.memory.passive_install(l, n, skipped, &mut c);
+            }
+            let bound = ideal_bound(s, access, s.attn_weight_bytes, c.kv_read);
+            let rec = Record {
+                step: n,
+                layer: Some(l),
+                sublayer: Sublayer::Attn,
+                charges: c,
+                time_s: c.sublayer_time(&timing),
+                bound_s: bound,
+            };
+            emit(&mut t, sink, &rec)?;
+            if mlp_skipped {
+                sim.history.mlp_skips[l] += 1;
+                continue;
+            }
+            let mut m = Charges::default();
+            m.read_hbm(s.mlp_weight_hbm[l]);
+            m.fetch_ext(ext_weight(s.mlp_weight_hbm[l], s.mlp_weight_bytes));
+            let bound = ideal_bound(s, access, s.mlp_weight_bytes, 0);
+            let rec = Record {
+                step: n,
+                layer: Some(l),
+                sublayer: Sublayer::Mlp,
+                charges: m,
+                time_s: m.sublayer_time(&timing),
+                bound_s: bound,
+            };
+            emit(&mut t, sink, &rec)?;
+        }
+        sim.history.steps_done += 1;
+    }
+    t.counters = sim.memory.counters;
+    debug_assert!(sim.memory.hbm_used_bytes() <= sim.memory.budget_bytes());
+    Ok(t)
+}
+
+fn emit(t: &mut RunTotals, sink: &mut dyn RecordSink, r: &Record) -> Result<()> {
+    t.decode_time_s += r.time_s;
+    t.bound_s += r.bound_s;
+    t.charges.add(&r.charges);
+    if let Some(a) = r.charges.alpha() {
+        match r.sublayer {
+            Sublayer::Attn => {
+                t.attn_alpha_sum += a;
+                t.attn_rows += 1;
+            }
+            Sublayer::Mlp => {
+                t.mlp_alpha_sum += a;
+                t.mlp_rows += 1;
+            }
+            Sublayer::Step => {}
+        }
+    }
+    sink.record(r)
+}
+
+/// Ideal bound of a run where nothing is skipped: at step `n` every layer reads its weights and
+/// the `n` entries before it.
+pub fn no_skip_bound(sizes: &Sizes, access: Access) -> f64 {
+    let mut total = 0.0;
+    for n in sizes.prefill..sizes.prefill + sizes.decode {
+        let attn = ideal_bound(
+            sizes,
+            access,
+            sizes.attn_weight_bytes,
+            n as u64 * sizes.entry_bytes,
+        );
+        let mlp = ideal_bound(sizes, access, sizes.mlp_weight_bytes, 0);
+        total += sizes.layers as f64 * (attn + mlp);
+    }
+    total
+}

@@ -1,0 +1,224 @@
+//! Results: the per-sublayer CSV of SPEC 9, the run summary, and its printed forms.
+//!
+//! Every number here comes from [`crate::engine::RunTotals`] and the scenario's
+//! [`crate::scenario::Sizes`]; nothing is recomputed from the model.
+
+use std::io::Write;
+
+use anyhow::Result;
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::engine::{Record, RecordSink, RunTotals};
+use crate::scenario::{Scenario, GB};
+
+/// The CSV header of SPEC 9.
+pub const CSV_HEADER: &str = "step,layer,sublayer,hbm_read,ext_read,hbm_bytes,link_bytes,exti_bytes,to_hbm,to_ext,time_s,alpha";
+
+/// Streams records as SPEC 9 CSV rows. An idealized run gets a first line
+/// `# idealized (HBM over-subscribed by X GB)` before the header.
+pub struct CsvSink<'a> {
+    w: &'a mut dyn Write,
+}
+
+impl<'a> CsvSink<'a> {
+    pub fn new(w: &'a mut dyn Write, idealized: Option<&str>) -> Result<CsvSink<'a>> {
+        if let Some(note) = idealized {
+            writeln!(w, "# {note}")?;
+        }
+        writeln!(w, "{CSV_HEADER}")?;
+        Ok(CsvSink { w })
+    }
+}
+
+impl RecordSink for CsvSink<'_> {
+    fn record(&mut self, r: &Record) -> Result<()> {
+        let c = &r.charges;
+        let layer = r.layer.map(|l| l.to_string()).unwrap_or_default();
+        let alpha = c.alpha().map(|a| a.to_string()).unwrap_or_default();
+        writeln!(
+            self.w,
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.step,
+            layer,
+            r.sublayer.name(),
+            c.hbm_read,
+            c.ext_read,
+            c.hbm,
+            c.link(),
+            c.exti,
+            c.to_hbm,
+            c.to_ext,
+            r.time_s,
+            alpha
+        )?;
+        Ok(())
+    }
+}
+
+/// A run's summary: what tables, CSV and JSON show for one run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    pub scenario: String,
+    pub policy: String,
+    pub decode_time_s: f64,
+    pub tokens_per_s: f64,
+    pub ideal_bound_s: f64,
+    /// Decode time / ideal bound.
+    pub x_ideal: f64,
+    /// Mean alpha of the attention sublayers that read something.
+    pub alpha_attn: Option<f64>,
+    /// Mean alpha of the MLP sublayers.
+    pub alpha_mlp: Option<f64>,
+    /// HBM bytes read / all bytes read, over the run.
+    pub alpha_bytes: Option<f64>,
+    pub moved_to_hbm_bytes: u64,
+    pub moved_to_ext_bytes: u64,
+    /// Part of `moved_to_hbm_bytes` installed by passive migration.
+    pub passive_bytes: u64,
+    pub fallbacks: u64,
+    pub refused_bytes: u64,
+    pub peak_hbm_kv_bytes: u64,
+    pub kv_budget_bytes: u64,
+    pub hbm_read_bytes: u64,
+    pub ext_read_bytes: u64,
+    /// `Some("idealized (HBM over-subscribed by X GB)")` when the budget over-subscribes HBM.
+    pub idealized: Option<String>,
+}
+
+impl Summary {
+    pub fn new(scenario: &Scenario, policy: String, t: &RunTotals) -> Summary {
+        let s = &scenario.sizes;
+        let div = |a: f64, b: u64| (b > 0).then(|| a / b as f64);
+        let c = &t.charges;
+        Summary {
+            scenario: scenario.name.clone(),
+            policy,
+            decode_time_s: t.decode_time_s,
+            tokens_per_s: (s.decode as u64 * s.batch) as f64 / t.decode_time_s,
+            ideal_bound_s: t.bound_s,
+            x_ideal: t.decode_time_s / t.bound_s,
+            alpha_attn: div(t.attn_alpha_sum, t.attn_rows),
+            alpha_mlp: div(t.mlp_alpha_sum, t.mlp_rows),
+            alpha_bytes: c.alpha(),
+            moved_to_hbm_bytes: c.to_hbm,
+            moved_to_ext_bytes: c.to_ext,
+            passive_bytes: t.counters.passive_bytes,
+            fallbacks: t.counters.fallbacks,
+            refused_bytes: t.counters.refused_bytes,
+            peak_hbm_kv_bytes: t.counters.peak_hbm_kv_bytes,
+            kv_budget_bytes: s.kv_budget_bytes,
+            hbm_read_bytes: c.hbm_read,
+            ext_read_bytes: c.ext_read,
+            idealized: scenario.idealized_note(),
+        }
+    }
+}
+
+/// How to print summaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+fn gb(b: u64) -> String {
+    format!("{:.3}", b as f64 / GB)
+}
+
+fn opt(a: Option<f64>) -> String {
+    a.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into())
+}
+
+/// Columns of the summary table, in order, with their values for one summary.
+fn columns(s: &Summary) -> Vec<(&'static str, String)> {
+    vec![
+        ("policy", s.policy.clone()),
+        ("decode time (s)", format!("{:.6}", s.decode_time_s)),
+        ("tokens/s", format!("{:.3}", s.tokens_per_s)),
+        ("x ideal", format!("{:.4}", s.x_ideal)),
+        ("alpha attn", opt(s.alpha_attn)),
+        ("alpha mlp", opt(s.alpha_mlp)),
+        ("alpha bytes", opt(s.alpha_bytes)),
+        ("GB to HBM", gb(s.moved_to_hbm_bytes)),
+        ("GB to EXT", gb(s.moved_to_ext_bytes)),
+        ("fallbacks", s.fallbacks.to_string()),
+        ("refused GB", gb(s.refused_bytes)),
+        ("peak HBM KV GB", gb(s.peak_hbm_kv_bytes)),
+    ]
+}
+
+/// Renders summaries (one row each) in the chosen format. Tables carry the idealized note.
+pub fn render(summaries: &[Summary], format: Format) -> Result<String> {
+    let idealized = summaries.iter().find_map(|s| s.idealized.clone());
+    match format {
+        Format::Json => Ok(serde_json::to_string_pretty(summaries)? + "\n"),
+        Format::Csv => {
+            let mut out = String::new();
+            if let Some(note) = &idealized {
+                out += &format!("# {note}\n");
+            }
+            out += "scenario,policy,decode_time_s,tokens_per_s,ideal_bound_s,x_ideal,alpha_attn,alpha_mlp,alpha_bytes,moved_to_hbm_bytes,moved_to_ext_bytes,passive_bytes,fallbacks,refused_bytes,peak_hbm_kv_bytes,kv_budget_bytes,idealized\n";
+            let o = |a: Option<f64>| a.map(|a| a.to_string()).unwrap_or_default();
+            for s in summaries {
+                out += &format!(
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                    s.scenario,
+                    s.policy,
+                    s.decode_time_s,
+                    s.tokens_per_s,
+                    s.ideal_bound_s,
+                    s.x_ideal,
+                    o(s.alpha_attn),
+                    o(s.alpha_mlp),
+                    o(s.alpha_bytes),
+                    s.moved_to_hbm_bytes,
+                    s.moved_to_ext_bytes,
+                    s.passive_bytes,
+                    s.fallbacks,
+                    s.refused_bytes,
+                    s.peak_hbm_kv_bytes,
+                    s.kv_budget_bytes,
+                    s.idealized.is_some()
+                );
+            }
+            Ok(out)
+        }
+        Format::Table | Format::Markdown => {
+            let mut table = Table::new();
+            table.load_preset(if format == Format::Markdown {
+                presets::ASCII_MARKDOWN
+            } else {
+                presets::UTF8_FULL_CONDENSED
+            });
+            table.set_content_arrangement(ContentArrangement::Disabled);
+            let Some(first) = summaries.first() else {
+                return Ok(String::new());
+            };
+            table.set_header(columns(first).into_iter().map(|(h, _)| Cell::new(h)));
+            for s in summaries {
+                table.add_row(columns(s).into_iter().enumerate().map(|(i, (_, v))| {
+                    let c = Cell::new(v);
+                    if i == 0 {
+                        c
+                    } else {
+                        c.set_alignment(CellAlignment::Right)
+                    }
+                }));
+            }
+            let mut out = String::new();
+            if let Some(s) = summaries.first() {
+                out += &format!("scenario: {}", s.scenario);
+                out += &format!("   ideal bound: {:.6} s\n", s.ideal_bound_s);
+            }
+            if let Some(note) = idealized {
+                out += &format!("** {note} **\n");
+            }
+            out += &table.to_string();
+            out.push('\n');
+            Ok(out)
+        }
+    }
+}

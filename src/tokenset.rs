@@ -1,0 +1,340 @@
+//! `TokenSet`: a set of token positions as a bitset of `u64` words.
+//!
+//! This is the one representation of "which positions" used everywhere: residency in
+//! [`crate::memory`], skip sets in [`crate::trace`], and the sets policies move. It owns no notion
+//! of layers, tiers or bytes; it only answers set questions fast (word-wise, popcount).
+//!
+//! A set has a fixed capacity in bits (positions `0..capacity`); operations between two sets use
+//! the shorter one's words and treat missing words as zero, so a skip set sized to the current
+//! step can be combined with a residency set sized to the whole run.
+
+use std::fmt;
+
+/// A set of positions `0..capacity`, one bit per position.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct TokenSet {
+    words: Vec<u64>,
+    capacity: usize,
+}
+
+#[inline]
+fn words_for(bits: usize) -> usize {
+    bits.div_ceil(64)
+}
+
+impl TokenSet {
+    /// An empty set able to hold positions `0..capacity`.
+    pub fn new(capacity: usize) -> Self {
+        TokenSet {
+            words: vec![0; words_for(capacity)],
+            capacity,
+        }
+    }
+
+    /// The set `start..end` (half-open) with room for `capacity` positions.
+    pub fn range(capacity: usize, start: usize, end: usize) -> Self {
+        let mut set = TokenSet::new(capacity);
+        set.insert_range(start, end);
+        set
+    }
+
+    /// Number of positions the set can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The raw words (bit `i % 64` of word `i / 64` is position `i`).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
+    /// Mutable raw words, for generators that build sets a word at a time. Bits at or past
+    /// `capacity` must stay zero.
+    pub fn words_mut(&mut self) -> &mut [u64] {
+        &mut self.words
+    }
+
+    /// Empties the set and changes its capacity, reusing the allocation.
+    pub fn reset(&mut self, capacity: usize) {
+        self.words.clear();
+        self.words.resize(words_for(capacity), 0);
+        self.capacity = capacity;
+    }
+
+    /// Removes every position, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.words.iter_mut().for_each(|w| *w = 0);
+    }
+
+    #[inline]
+    pub fn contains(&self, pos: usize) -> bool {
+        pos < self.capacity && (self.words[pos / 64] >> (pos % 64)) & 1 == 1
+    }
+
+    /// Adds `pos`. Panics if `pos >= capacity` (an engine bug, never user input).
+    #[inline]
+    pub fn insert(&mut self, pos: usize) {
+        assert!(
+            pos < self.capacity,
+            "position {pos} outside set of capacity {}",
+            self.capacity
+        );
+        self.words[pos / 64] |= 1 << (pos % 64);
+    }
+
+    /// Flips `pos` in or out of the set. Panics if `pos >= capacity`.
+    #[inline]
+    pub fn toggle(&mut self, pos: usize) {
+        debug_assert!(pos < self.capacity);
+        self.words[pos / 64] ^= 1 << (pos % 64);
+    }
+
+    #[inline]
+    pub fn remove(&mut self, pos: usize) {
+        if pos < self.capacity {
+            self.words[pos / 64] &= !(1 << (pos % 64));
+        }
+    }
+
+    /// Adds every position in `start..end` (clamped to the capacity).
+    pub fn insert_range(&mut self, start: usize, end: usize) {
+        let end = end.min(self.capacity);
+        if start >= end {
+            return;
+        }
+        let (first, last) = (start / 64, (end - 1) / 64);
+        for w in first..=last {
+            let lo = if w == first { start % 64 } else { 0 };
+            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
+            self.words[w] |= mask_bits(lo, hi);
+        }
+    }
+
+    /// Removes every position in `start..end` (clamped to the capacity).
+    pub fn remove_range(&mut self, start: usize, end: usize) {
+        let end = end.min(self.capacity);
+        if start >= end {
+            return;
+        }
+        let (first, last) = (start / 64, (end - 1) / 64);
+        for w in first..=last {
+            let lo = if w == first { start % 64 } else { 0 };
+            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
+            self.words[w] &= !mask_bits(lo, hi);
+        }
+    }
+
+    /// Number of positions in the set.
+    pub fn count(&self) -> u64 {
+        self.words.iter().map(|w| w.count_ones() as u64).sum()
+    }
+
+    /// Number of positions below `end`.
+    pub fn count_below(&self, end: usize) -> u64 {
+        let end = end.min(self.capacity);
+        let full = end / 64;
+        let mut n: u64 = self.words[..full]
+            .iter()
+            .map(|w| w.count_ones() as u64)
+            .sum();
+        if end % 64 != 0 {
+            n += (self.words[full] & mask_bits(0, end % 64)).count_ones() as u64;
+        }
+        n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|&w| w == 0)
+    }
+
+    /// `self |= other`.
+    pub fn union_with(&mut self, other: &TokenSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
+        self.clear_tail();
+    }
+
+    /// `self &= other` (positions past `other`'s capacity are removed).
+    pub fn intersect_with(&mut self, other: &TokenSet) {
+        let n = other.words.len().min(self.words.len());
+        for (a, b) in self.words[..n].iter_mut().zip(&other.words) {
+            *a &= b;
+        }
+        self.words[n..].iter_mut().for_each(|w| *w = 0);
+    }
+
+    /// `self -= other`.
+    pub fn subtract(&mut self, other: &TokenSet) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a &= !b;
+        }
+    }
+
+    /// Keeps only positions below `end`.
+    pub fn truncate(&mut self, end: usize) {
+        self.remove_range(end, self.capacity);
+    }
+
+    /// Iterates positions in increasing order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| BitIter {
+            word: w,
+            base: i * 64,
+        })
+    }
+
+    /// Iterates positions in decreasing order (newest first).
+    pub fn iter_rev(&self) -> impl Iterator<Item = usize> + '_ {
+        self.words
+            .iter()
+            .enumerate()
+            .rev()
+            .flat_map(|(i, &w)| BitIterRev {
+                word: w,
+                base: i * 64,
+            })
+    }
+
+    /// Maximal runs of consecutive positions as half-open ranges, in increasing order.
+    pub fn ranges(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut open: Option<usize> = None;
+        let mut last = 0;
+        for p in self.iter() {
+            match open {
+                Some(_) if p == last + 1 => {}
+                Some(s) => {
+                    out.push((s, last + 1));
+                    open = Some(p);
+                }
+                None => open = Some(p),
+            }
+            last = p;
+        }
+        if let Some(s) = open {
+            out.push((s, last + 1));
+        }
+        out
+    }
+
+    /// Clears bits at or past the capacity (after raw word writes).
+    pub fn clear_tail(&mut self) {
+        if self.capacity % 64 != 0 {
+            if let Some(w) = self.words.last_mut() {
+                *w &= mask_bits(0, self.capacity % 64);
+            }
+        }
+    }
+}
+
+/// Bits `lo..hi` of a word set (0 <= lo < hi <= 64).
+#[inline]
+pub(crate) fn mask_bits(lo: usize, hi: usize) -> u64 {
+    let upper = if hi == 64 { u64::MAX } else { (1u64 << hi) - 1 };
+    upper & !((1u64 << lo) - 1)
+}
+
+struct BitIter {
+    word: u64,
+    base: usize,
+}
+
+impl Iterator for BitIter {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.word == 0 {
+            return None;
+        }
+        let tz = self.word.trailing_zeros() as usize;
+        self.word &= self.word - 1;
+        Some(self.base + tz)
+    }
+}
+
+impl DoubleEndedIterator for BitIter {
+    fn next_back(&mut self) -> Option<usize> {
+        if self.word == 0 {
+            return None;
+        }
+        let hi = 63 - self.word.leading_zeros() as usize;
+        self.word &= !(1u64 << hi);
+        Some(self.base + hi)
+    }
+}
+
+struct BitIterRev {
+    word: u64,
+    base: usize,
+}
+
+impl Iterator for BitIterRev {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.word == 0 {
+            return None;
+        }
+        let hi = 63 - self.word.leading_zeros() as usize;
+        self.word &= !(1u64 << hi);
+        Some(self.base + hi)
+    }
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenSet(cap={}, ", self.capacity)?;
+        let parts: Vec<String> = self
+            .ranges()
+            .iter()
+            .map(|&(a, b)| {
+                if b == a + 1 {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
+        write!(f, "{{{}}})", parts.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_span_word_boundaries() {
+        let mut s = TokenSet::new(200);
+        s.insert_range(60, 130);
+        s.insert(199);
+        assert_eq!(s.count(), 71);
+        assert_eq!(s.ranges(), vec![(60, 130), (199, 200)]);
+        s.remove_range(64, 128);
+        assert_eq!(s.ranges(), vec![(60, 64), (128, 130), (199, 200)]);
+        assert_eq!(s.count_below(129), 5);
+    }
+
+    #[test]
+    fn iter_rev_is_newest_first() {
+        let mut s = TokenSet::new(130);
+        for p in [0, 5, 64, 129] {
+            s.insert(p);
+        }
+        assert_eq!(s.iter_rev().collect::<Vec<_>>(), vec![129, 64, 5, 0]);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 5, 64, 129]);
+    }
+
+    #[test]
+    fn set_algebra_with_shorter_operand() {
+        let a = TokenSet::range(256, 0, 200);
+        let b = TokenSet::range(70, 10, 70);
+        let mut i = a.clone();
+        i.intersect_with(&b);
+        assert_eq!(i.ranges(), vec![(10, 70)]);
+        let mut d = a.clone();
+        d.subtract(&b);
+        assert_eq!(d.ranges(), vec![(0, 10), (70, 200)]);
+    }
+}

@@ -1,0 +1,298 @@
+//! Synthetic skip traces, deterministic from the scenario's seed (SPEC 5).
+//!
+//! - `none`: nothing skipped.
+//! - `uniform`: each present entry skipped with probability `rate`, independently per step
+//!   (the probability is quantised to 1/65536: 16 random words per 64 positions build the bits).
+//! - `heavy_hitter`: attention sinks and a recent window are always read; the rest is chosen in
+//!   pages; per layer a persistent set of skipped pages is sized so that the layer's skipped share
+//!   matches its target, and each step a share `1 - keep` of the read pages is swapped with
+//!   skipped ones (churn). Layers below `dense_layers` are dense; the target share grows linearly
+//!   with depth around the requested mean, which is kept over all layers.
+//!
+//! Whole-layer and MLP-only skips are drawn per (step, layer) from their own stream, so changing
+//! those rates leaves the token pattern unchanged.
+
+use super::{StepSkips, TraceDims, TraceSource};
+use crate::rng::{stream_seed, Rng};
+use crate::scenario::{round_half_up, LayerRates, Scenario, SkipSection, SkipSource};
+use crate::tokenset::{mask_bits, TokenSet};
+use anyhow::Result;
+
+/// Stream identifiers for [`stream_seed`].
+const STREAM_TOKENS: u64 = 1;
+const STREAM_FLAGS: u64 = 2;
+
+/// A synthetic trace source.
+pub struct Generator {
+    dims: TraceDims,
+    kind: Kind,
+    layer_rates: Vec<f64>,
+    mlp_rates: Vec<f64>,
+    flags: Rng,
+    /// Entries present at each layer so far (prefill + unskipped decode steps).
+    present: Vec<u64>,
+    step: usize,
+}
+
+enum Kind {
+    None,
+    /// Probability in 1/65536 units, and one stream per layer.
+    Uniform {
+        p16: u32,
+        rngs: Vec<Rng>,
+    },
+    HeavyHitter {
+        params: HhParams,
+        layers: Vec<HhLayer>,
+    },
+}
+
+struct HhParams {
+    sinks: usize,
+    recent: usize,
+    page: usize,
+    keep: f64,
+    /// Target skipped share per layer.
+    targets: Vec<f64>,
+    /// For pages of 8..64 positions that tile a word: position word for each pattern of the
+    /// word's page bits.
+    expand: Vec<u64>,
+}
+
+/// Per-layer state of the heavy-hitter generator.
+struct HhLayer {
+    rng: Rng,
+    /// Candidate pages currently read.
+    read: Vec<u32>,
+    /// Pages currently skipped.
+    skipped: Vec<u32>,
+    /// Bit per page, set when skipped.
+    page_bits: TokenSet,
+    /// Pages that are candidates (fully older than the recent window).
+    candidates: usize,
+}
+
+/// Per-layer values for a rate: explicit, or a mean shaped by `shape` (1 = flat).
+fn layer_values(r: &LayerRates, shape: &[f64]) -> Vec<f64> {
+    match r {
+        LayerRates::PerLayer(v) => v.clone(),
+        LayerRates::Mean(m) => shape.iter().map(|s| (m * s).clamp(0.0, 1.0)).collect(),
+    }
+}
+
+/// Depth profile: 0 for dense layers, then a linear ramp from `1 - spread` to `1 + spread`,
+/// scaled so that its mean over all layers is 1.
+pub fn depth_shape(skip: &SkipSection, layers: usize) -> Vec<f64> {
+    let dense = (skip.dense_layers as usize).min(layers);
+    let sparse = layers - dense;
+    if sparse == 0 {
+        return vec![0.0; layers];
+    }
+    let scale = layers as f64 / sparse as f64;
+    (0..layers)
+        .map(|l| {
+            if l < dense {
+                0.0
+            } else {
+                let x = if sparse == 1 {
+                    0.5
+                } else {
+                    (l - dense) as f64 / (sparse - 1) as f64
+                };
+                scale * (1.0 + skip.depth_spread * (2.0 * x - 1.0))
+            }
+        })
+        .collect()
+}
+
+impl Generator {
+    pub fn new(scenario: &Scenario) -> Generator {
+        let s = &scenario.sizes;
+        let skip = &scenario.file.skip;
+        let seed = scenario.file.seed;
+        let layers = s.layers;
+        let flat = vec![1.0; layers];
+        let (kind, shape) = match skip.source {
+            SkipSource::Uniform => {
+                let p16 = round_half_up(skip.rate * 65536.0).min(65535) as u32;
+                let rngs = (0..layers)
+                    .map(|l| Rng::new(stream_seed(seed, STREAM_TOKENS, l as u64)))
+                    .collect();
+                (Kind::Uniform { p16, rngs }, flat)
+            }
+            SkipSource::HeavyHitter => {
+                let shape = depth_shape(skip, layers);
+                let targets = shape
+                    .iter()
+                    .map(|sh| (skip.rate * sh).clamp(0.0, 0.98))
+                    .collect();
+                let params = HhParams {
+                    sinks: skip.sinks as usize,
+                    recent: skip.recent as usize,
+                    page: skip.page as usize,
+                    keep: skip.keep,
+                    targets,
+                    expand: expand_table(skip.page as usize),
+                };
+                let hh = (0..layers)
+                    .map(|l| HhLayer {
+                        rng: Rng::new(stream_seed(seed, STREAM_TOKENS, l as u64)),
+                        read: Vec::new(),
+                        skipped: Vec::new(),
+                        page_bits: TokenSet::new(s.positions().div_ceil(params.page)),
+                        candidates: 0,
+                    })
+                    .collect();
+                (Kind::HeavyHitter { params, layers: hh }, shape)
+            }
+            SkipSource::None | SkipSource::File => (Kind::None, flat),
+        };
+        Generator {
+            dims: super::TraceDims::of(scenario),
+            kind,
+            layer_rates: layer_values(&skip.layer_skip_rate, &shape),
+            mlp_rates: layer_values(&skip.mlp_skip_rate, &shape),
+            flags: Rng::new(stream_seed(seed, STREAM_FLAGS, 0)),
+            present: vec![s.prefill as u64; layers],
+            step: s.prefill,
+        }
+    }
+}
+
+impl TraceSource for Generator {
+    fn dims(&self) -> TraceDims {
+        self.dims
+    }
+
+    fn next_step(&mut self, out: &mut StepSkips) -> Result<()> {
+        let n = self.step;
+        out.reset(n, self.dims.layers);
+        for (l, ls) in out.layers.iter_mut().enumerate() {
+            // Two draws per (step, layer) whatever the outcome, so streams stay aligned.
+            let (a, b) = (self.flags.unit(), self.flags.unit());
+            ls.layer = a < self.layer_rates[l];
+            ls.mlp = !ls.layer && b < self.mlp_rates[l];
+            if ls.layer {
+                continue;
+            }
+            match &mut self.kind {
+                Kind::None => {}
+                Kind::Uniform { p16, rngs } => {
+                    if *p16 > 0 {
+                        bernoulli_words(&mut rngs[l], *p16, n, &mut ls.tokens);
+                    }
+                }
+                Kind::HeavyHitter { params, layers } => {
+                    layers[l].step(params, l, n, self.present[l], &mut ls.tokens);
+                }
+            }
+            ls.token_count = ls.tokens.count();
+            self.present[l] += 1;
+        }
+        self.step += 1;
+        Ok(())
+    }
+}
+
+/// Fills `out` (capacity `n`) with independent bits of probability `p16 / 65536`.
+fn bernoulli_words(rng: &mut Rng, p16: u32, n: usize, out: &mut TokenSet) {
+    let low = p16.trailing_zeros().min(16);
+    for w in out.words_mut().iter_mut() {
+        // Bits of p from least to most significant: OR for a one, AND for a zero; after all 16
+        // the probability of a set bit is exactly p16 / 65536.
+        let mut x = 0u64;
+        for bit in low..16 {
+            let r = rng.next_u64();
+            x = if (p16 >> bit) & 1 == 1 { x | r } else { x & r };
+        }
+        *w = x;
+    }
+    if n % 64 != 0 {
+        if let Some(last) = out.words_mut().last_mut() {
+            *last &= mask_bits(0, n % 64);
+        }
+    }
+}
+
+impl HhLayer {
+    fn flip(&mut self, page: u32) {
+        self.page_bits.toggle(page as usize);
+    }
+
+    fn step(&mut self, hp: &HhParams, layer: usize, n: usize, present: u64, out: &mut TokenSet) {
+        // Pages entirely older than the recent window become candidates, read at first.
+        let cands = n.saturating_sub(hp.recent) / hp.page;
+        while self.candidates < cands {
+            self.read.push(self.candidates as u32);
+            self.candidates += 1;
+        }
+        let target = round_half_up(hp.targets[layer] * present as f64 / hp.page as f64) as usize;
+        let target = target.min(self.candidates);
+        while self.skipped.len() < target {
+            let i = self.rng.below(self.read.len() as u64) as usize;
+            let p = self.read.swap_remove(i);
+            self.flip(p);
+            self.skipped.push(p);
+        }
+        while self.skipped.len() > target {
+            let i = self.rng.below(self.skipped.len() as u64) as usize;
+            let p = self.skipped.swap_remove(i);
+            self.flip(p);
+            self.read.push(p);
+        }
+        // Churn: swap (1 - keep) of the read pages with skipped ones.
+        let swaps = (round_half_up((1.0 - hp.keep) * self.read.len() as f64) as usize)
+            .min(self.skipped.len());
+        for _ in 0..swaps {
+            let r = self.rng.next_u64();
+            let i = ((r as u32 as u64 * self.read.len() as u64) >> 32) as usize;
+            let j = (((r >> 32) * self.skipped.len() as u64) >> 32) as usize;
+            let (a, b) = (self.read[i], self.skipped[j]);
+            self.read[i] = b;
+            self.skipped[j] = a;
+            self.flip(a);
+            self.flip(b);
+        }
+        if self.skipped.is_empty() {
+            return;
+        }
+        expand_pages(&self.page_bits, hp.page, &hp.expand, out);
+        out.remove_range(0, hp.sinks);
+    }
+}
+
+/// Sets in `out` every position of every page set in `pages`.
+fn expand_table(page: usize) -> Vec<u64> {
+    if !(64 % page == 0 && page >= 8) {
+        return Vec::new();
+    }
+    let per_word = 64 / page;
+    (0..1usize << per_word)
+        .map(|bits| {
+            (0..per_word)
+                .filter(|j| bits >> j & 1 == 1)
+                .fold(0, |x, j| x | mask_bits(j * page, (j + 1) * page))
+        })
+        .collect()
+}
+
+fn expand_pages(pages: &TokenSet, page: usize, table: &[u64], out: &mut TokenSet) {
+    if page == 1 {
+        let n = out.words().len();
+        out.words_mut().copy_from_slice(&pages.words()[..n]);
+    } else if !table.is_empty() {
+        // At most 8 pages per word: one table lookup per word.
+        let per_word = 64 / page;
+        let pw = pages.words();
+        let span = mask_bits(0, per_word);
+        for (i, w) in out.words_mut().iter_mut().enumerate() {
+            let first = i * per_word;
+            *w = table[((pw[first / 64] >> (first % 64)) & span) as usize];
+        }
+    } else {
+        for p in pages.iter() {
+            out.insert_range(p * page, (p + 1) * page);
+        }
+    }
+    out.clear_tail();
+}

@@ -1,0 +1,247 @@
+//! Skip traces (SPEC 5): for each decode step and layer, whether the layer is skipped, whether its
+//! MLP is skipped, and which past positions attention skips.
+//!
+//! A trace is a stream of [`StepSkips`], produced in step order by a [`TraceSource`] (a
+//! synthetic generator in [`generate`] or a file reader in [`text`]). The engine pulls steps into
+//! a [`TraceWindow`] that holds the current step and a bounded look-ahead, so memory stays
+//! bounded by the window, not by the run length.
+//!
+//! Not here: residency, bytes, time. A trace knows positions only.
+
+pub mod generate;
+pub mod stats;
+pub mod text;
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::thread;
+
+use anyhow::{bail, Result};
+
+use crate::scenario::{Scenario, SkipSource};
+use crate::tokenset::TokenSet;
+
+/// The skips of one layer at one step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LayerSkip {
+    /// The whole layer is skipped: no weights, no KV reads, no new entry.
+    pub layer: bool,
+    /// Only the MLP sublayer is skipped.
+    pub mlp: bool,
+    /// Past positions (`< step`) not read by attention; capacity is the step.
+    pub tokens: TokenSet,
+    /// `tokens.count()`, kept by the producer so the engine can take the no-skip fast path.
+    pub token_count: u64,
+}
+
+impl LayerSkip {
+    /// Whether anything at all is skipped.
+    pub fn any(&self) -> bool {
+        self.layer || self.mlp || self.token_count > 0
+    }
+}
+
+/// The skips of every layer at one decode step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepSkips {
+    pub step: usize,
+    pub layers: Vec<LayerSkip>,
+}
+
+impl StepSkips {
+    /// Clears this buffer for step `step` with `layers` layers, reusing allocations.
+    pub fn reset(&mut self, step: usize, layers: usize) {
+        self.step = step;
+        self.layers.resize_with(layers, LayerSkip::default);
+        for l in &mut self.layers {
+            l.layer = false;
+            l.mlp = false;
+            l.tokens.reset(step);
+            l.token_count = 0;
+        }
+    }
+}
+
+/// Dimensions a trace is made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceDims {
+    pub prefill: usize,
+    pub decode: usize,
+    pub layers: usize,
+}
+
+impl TraceDims {
+    pub fn of(scenario: &Scenario) -> TraceDims {
+        let s = &scenario.sizes;
+        TraceDims {
+            prefill: s.prefill,
+            decode: s.decode,
+            layers: s.layers,
+        }
+    }
+}
+
+impl std::fmt::Display for TraceDims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "prefill={} decode={} layers={}",
+            self.prefill, self.decode, self.layers
+        )
+    }
+}
+
+/// A stream of steps `P..P+D`, in order.
+pub trait TraceSource: Send {
+    fn dims(&self) -> TraceDims;
+    /// Fills `out` with the next step. Called exactly `decode` times.
+    fn next_step(&mut self, out: &mut StepSkips) -> Result<()>;
+}
+
+/// Opens the trace a scenario names, read ahead on its own thread (see [`Prefetch`]).
+pub fn open(scenario: &Scenario) -> Result<Box<dyn TraceSource>> {
+    Ok(Box::new(Prefetch::new(open_direct(scenario)?, 8)))
+}
+
+/// Opens the trace a scenario names on the calling thread: a generator, or a file checked
+/// against the scenario.
+pub fn open_direct(scenario: &Scenario) -> Result<Box<dyn TraceSource>> {
+    match scenario.file.skip.source {
+        SkipSource::File => {
+            let path = scenario
+                .trace_path()
+                .expect("validated: file source has a path");
+            let reader = text::TextTraceReader::open(&path)?;
+            let (want, got) = (TraceDims::of(scenario), reader.dims());
+            if want != got {
+                bail!(
+                    "{}: trace is for {got} but scenario {} has {want}",
+                    path.display(),
+                    scenario.name
+                );
+            }
+            Ok(Box::new(reader))
+        }
+        _ => Ok(Box::new(generate::Generator::new(scenario))),
+    }
+}
+
+/// The current step and up to `lookahead` future steps of a trace.
+pub struct TraceWindow {
+    source: Box<dyn TraceSource>,
+    steps: VecDeque<StepSkips>,
+    spare: Vec<StepSkips>,
+    lookahead: usize,
+    next_to_read: usize,
+    end: usize,
+    layers: usize,
+}
+
+impl TraceWindow {
+    pub fn new(source: Box<dyn TraceSource>, lookahead: usize) -> TraceWindow {
+        let d = source.dims();
+        TraceWindow {
+            source,
+            steps: VecDeque::with_capacity(lookahead + 1),
+            spare: Vec::new(),
+            lookahead,
+            next_to_read: d.prefill,
+            end: d.prefill + d.decode,
+            layers: d.layers,
+        }
+    }
+
+    /// Moves the window so that it starts at `step`, reading ahead as far as the look-ahead.
+    pub fn advance_to(&mut self, step: usize) -> Result<()> {
+        while self.steps.front().is_some_and(|s| s.step < step) {
+            let old = self.steps.pop_front().expect("front exists");
+            self.spare.push(old);
+        }
+        let want_end = (step + self.lookahead + 1).min(self.end);
+        while self.next_to_read < want_end {
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.reset(self.next_to_read, self.layers);
+            self.source.next_step(&mut buf)?;
+            debug_assert_eq!(buf.step, self.next_to_read);
+            self.steps.push_back(buf);
+            self.next_to_read += 1;
+        }
+        Ok(())
+    }
+
+    /// The step the window starts at.
+    pub fn current(&self) -> &StepSkips {
+        self.steps.front().expect("window advanced before use")
+    }
+
+    pub fn lookahead(&self) -> usize {
+        self.lookahead
+    }
+
+    /// Step `step` if it is inside the window (current step up to current + lookahead).
+    pub fn get(&self, step: usize) -> Option<&StepSkips> {
+        let first = self.steps.front()?.step;
+        step.checked_sub(first).and_then(|i| self.steps.get(i))
+    }
+}
+
+/// Runs a source on its own thread, `depth` steps ahead of the consumer, so that generating or
+/// parsing a trace overlaps with the decode loop. The steps and their order are the source's own:
+/// only the thread changes. Dropping it stops and joins the thread.
+pub struct Prefetch {
+    dims: TraceDims,
+    filled: Option<mpsc::Receiver<Result<StepSkips>>>,
+    recycle: mpsc::Sender<StepSkips>,
+    worker: Option<thread::JoinHandle<()>>,
+}
+
+impl Prefetch {
+    pub fn new(mut source: Box<dyn TraceSource>, depth: usize) -> Prefetch {
+        let dims = source.dims();
+        let (tx, filled) = mpsc::sync_channel::<Result<StepSkips>>(depth.max(1));
+        let (recycle, spare) = mpsc::channel::<StepSkips>();
+        let worker = thread::spawn(move || {
+            for _ in 0..dims.decode {
+                let mut buf = spare.try_recv().unwrap_or_default();
+                let r = source.next_step(&mut buf).map(|()| buf);
+                let failed = r.is_err();
+                if tx.send(r).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Prefetch {
+            dims,
+            filled: Some(filled),
+            recycle,
+            worker: Some(worker),
+        }
+    }
+}
+
+impl TraceSource for Prefetch {
+    fn dims(&self) -> TraceDims {
+        self.dims
+    }
+
+    fn next_step(&mut self, out: &mut StepSkips) -> Result<()> {
+        let rx = self.filled.as_ref().expect("receiver lives until drop");
+        let step = match rx.recv() {
+            Ok(r) => r?,
+            Err(_) => bail!("trace reader stopped before the last step"),
+        };
+        let old = std::mem::replace(out, step);
+        let _ = self.recycle.send(old);
+        Ok(())
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        // Closing the receiver makes the worker's next send fail, so it returns.
+        self.filled.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
