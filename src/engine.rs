@@ -213,6 +213,8 @@ pub struct RunTotals {
     pub mlp_rows: u64,
     pub step_phases: u64,
     pub counters: crate::memory::MemoryCounters,
+    /// HBM KV bytes after the last step.
+    pub end_hbm_kv_bytes: u64,
 }
 
 /// Ideal-bound time of one sublayer's reads (SPEC 7): bytes split freely between the tiers,
@@ -365,6 +367,7 @@ pub fn run_with_trace(
         sim.history.steps_done += 1;
     }
     t.counters = sim.memory.counters;
+    t.end_hbm_kv_bytes = sim.memory.hbm_used_bytes();
     debug_assert!(sim.memory.hbm_used_bytes() <= sim.memory.budget_bytes());
     Ok(t)
 }

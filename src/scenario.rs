@@ -621,9 +621,9 @@ impl Scenario {
     }
 }
 
-/// Formats bytes as GB with up to 3 decimals, trailing zeros removed.
+/// Formats bytes as GB, exactly (9 decimals), trailing zeros removed.
 pub fn fmt_gb(bytes: u64) -> String {
-    let s = format!("{:.3}", bytes as f64 / GB);
+    let s = format!("{}.{:09}", bytes / 1_000_000_000, bytes % 1_000_000_000);
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
 }
