@@ -72,6 +72,33 @@ struct HhLayer {
     candidates: usize,
 }
 
+/// Highest skipped share the heavy-hitter generator gives one layer.
+const MAX_LAYER_SHARE: f64 = 0.95;
+
+/// `mean * shape`, with layers above `cap` clamped and their excess spread over the others in
+/// proportion to their shape, so the mean over layers stays `mean` while it is reachable.
+fn capped_targets(mean: f64, shape: &[f64], cap: f64) -> Vec<f64> {
+    let mut t: Vec<f64> = shape.iter().map(|s| mean * s).collect();
+    for _ in 0..shape.len() {
+        let excess: f64 = t.iter().map(|v| (v - cap).max(0.0)).sum();
+        if excess <= 1e-12 {
+            break;
+        }
+        let open: f64 = shape.iter().zip(&t).filter(|(_, v)| **v < cap).map(|(s, _)| s).sum();
+        if open <= 0.0 {
+            break;
+        }
+        for (v, s) in t.iter_mut().zip(shape) {
+            if *v >= cap {
+                *v = cap;
+            } else {
+                *v += excess * s / open;
+            }
+        }
+    }
+    t.iter().map(|v| v.clamp(0.0, cap)).collect()
+}
+
 /// Per-layer values for a rate: explicit, or a mean shaped by `shape` (1 = flat).
 fn layer_values(r: &LayerRates, shape: &[f64]) -> Vec<f64> {
     match r {
@@ -122,10 +149,7 @@ impl Generator {
             }
             SkipSource::HeavyHitter => {
                 let shape = depth_shape(skip, layers);
-                let targets = shape
-                    .iter()
-                    .map(|sh| (skip.rate * sh).clamp(0.0, 0.98))
-                    .collect();
+                let targets = capped_targets(skip.rate, &shape, MAX_LAYER_SHARE);
                 let params = HhParams {
                     sinks: skip.sinks as usize,
                     recent: skip.recent as usize,

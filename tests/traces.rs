@@ -1,0 +1,124 @@
+//! Skip traces: generators are deterministic, text round-trips exactly, and the generated skip
+//! level is the requested one.
+
+mod common;
+
+use assert_cmd::Command;
+use common::*;
+use kvtier::scenario::{LayerRates, Scenario, SkipSource};
+use kvtier::trace::{self, stats, text, StepSkips, TraceSource};
+
+fn mid(source: SkipSource, rate: f64) -> Scenario {
+    let mut f = tiny_file();
+    f.model.layers = 8;
+    f.model.params = 8.0 * 300.0;
+    f.workload.prefill = 3000;
+    f.workload.decode = 120;
+    f.hbm.capacity = kvtier::scenario::ByteSize(10_000_000);
+    f.skip.source = source;
+    f.skip.rate = rate;
+    f.seed = 11;
+    build(f)
+}
+
+fn collect(src: &mut dyn TraceSource) -> Vec<StepSkips> {
+    (0..src.dims().decode)
+        .map(|_| {
+            let mut s = StepSkips::default();
+            src.next_step(&mut s).unwrap();
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn generate_write_read_gives_identical_sets() {
+    for source in [SkipSource::HeavyHitter, SkipSource::Uniform] {
+        let mut sc = mid(source, 0.4);
+        sc.file.skip.layer_skip_rate = LayerRates::Mean(0.1);
+        sc.file.skip.mlp_skip_rate = LayerRates::Mean(0.1);
+        let sc = build(sc.file);
+        let generated = collect(trace::open(&sc).unwrap().as_mut());
+        assert!(generated.iter().any(|s| s.layers.iter().any(|l| l.layer)), "some layer skips");
+        assert!(generated.iter().any(|s| s.layers.iter().any(|l| l.mlp)), "some MLP skips");
+        let mut buf = Vec::new();
+        text::write_trace(&mut buf, trace::open(&sc).unwrap().as_mut()).unwrap();
+        let read = collect(text_trace(std::str::from_utf8(&buf).unwrap()).as_mut());
+        assert_eq!(generated, read, "{source:?}");
+    }
+}
+
+#[test]
+fn generators_are_deterministic_and_seeded() {
+    let a = collect(trace::open(&mid(SkipSource::HeavyHitter, 0.3)).unwrap().as_mut());
+    let b = collect(trace::open(&mid(SkipSource::HeavyHitter, 0.3)).unwrap().as_mut());
+    assert_eq!(a, b);
+    let mut other = mid(SkipSource::HeavyHitter, 0.3).file;
+    other.seed = 12;
+    let c = collect(trace::open(&build(other)).unwrap().as_mut());
+    assert_ne!(a, c);
+}
+
+#[test]
+fn requested_skip_level_is_met_within_two_points() {
+    for source in [SkipSource::HeavyHitter, SkipSource::Uniform] {
+        for rate in [0.3, 0.6] {
+            let sc = mid(source, rate);
+            let st = stats::compute(trace::open(&sc).unwrap().as_mut(), 4, 64).unwrap();
+            assert!((st.all.skipped_share - rate).abs() <= 0.02, "{source:?} {rate}: {}", st.all.skipped_share);
+        }
+    }
+}
+
+#[test]
+fn heavy_hitter_has_dense_early_layers_churn_and_depth_growth() {
+    let sc = mid(SkipSource::HeavyHitter, 0.3);
+    let st = stats::compute(trace::open(&sc).unwrap().as_mut(), 4, 64).unwrap();
+    // Layers 0-1 dense by default.
+    assert_eq!(st.layers[0].skipped_share, 0.0);
+    assert_eq!(st.layers[1].skipped_share, 0.0);
+    // Skipped share grows with depth.
+    assert!(st.layers[7].skipped_share > st.layers[2].skipped_share + 0.1);
+    // Read sets churn but mostly persist (70% of the paged read set kept per step).
+    let j = st.layers[5].jaccard;
+    assert!(j > 0.4 && j < 0.95, "jaccard {j}");
+    // Sinks and the recent window are always read: at a skipped share, each read set holds
+    // all 4 sinks and all 64 recent positions.
+    assert!(st.layers[7].sink_share > 0.0 && st.layers[7].recent_share > 0.0);
+}
+
+#[test]
+fn trace_gen_and_stats_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let scen = dir.path().join("mid.toml");
+    let text = std::fs::read_to_string(repo().join("scenarios/tiny.toml")).unwrap()
+        .replace("prefill = 4", "prefill = 2000")
+        .replace("decode = 3", "decode = 60")
+        .replace("capacity = \"2300 B\"", "capacity = \"10 MB\"")
+        .replace("source = \"none\"", "source = \"heavy_hitter\"\nrate = 0.3\ndense_layers = 0");
+    std::fs::write(&scen, text).unwrap();
+    let out = dir.path().join("t.kvtrace");
+    Command::cargo_bin("kvtier").unwrap().args(["trace", "gen"]).arg(&scen).arg("-o").arg(&out).assert().success();
+    let head = std::fs::read_to_string(&out).unwrap();
+    assert!(head.starts_with("kvtrace 1 prefill=2000 decode=60 layers=2\n"));
+    let json = Command::cargo_bin("kvtier").unwrap().args(["trace", "stats", "--format", "json"]).arg(&out).output().unwrap();
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let share = v["all"]["skipped_share"].as_f64().unwrap();
+    assert!((share - 0.3).abs() <= 0.02, "{share}");
+    // The same numbers from the scenario directly.
+    let json2 = Command::cargo_bin("kvtier").unwrap().args(["trace", "stats", "--format", "json"]).arg(&scen).output().unwrap();
+    assert_eq!(json.stdout, json2.stdout);
+}
+
+#[test]
+fn trace_file_with_other_dimensions_is_rejected_with_both() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.kvtrace"), "kvtrace 1 prefill=4 decode=5 layers=2\n").unwrap();
+    let mut f = tiny_file();
+    f.skip.source = SkipSource::File;
+    f.skip.file = Some("t.kvtrace".into());
+    let sc = Scenario::from_file(f, Some(&dir.path().join("s.toml"))).unwrap();
+    let e = trace::open(&sc).err().unwrap().to_string();
+    assert!(e.contains("prefill=4 decode=5 layers=2") && e.contains("prefill=4 decode=3 layers=2"), "{e}");
+}
