@@ -30,7 +30,13 @@ pub fn scenario_show(path: &Path) -> Result<()> {
     t.load_preset(presets::UTF8_FULL_CONDENSED);
     t.set_header(vec!["quantity", "value"]);
     let gbs = |b: u64| format!("{} GB ({b} bytes)", fmt_gb(b));
-    let bw = |b: f64| format!("{} GB/s", b / GB);
+    let bw = |b: f64| {
+        if b >= GB {
+            format!("{} GB/s", b / GB)
+        } else {
+            format!("{b} B/s")
+        }
+    };
     let rows: Vec<(&str, String)> = vec![
         (
             "layers / prefill / decode / batch",

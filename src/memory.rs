@@ -492,7 +492,7 @@ fn take_newest(
         if let Some(s) = skipped {
             cand &= !s.words().get(i).copied().unwrap_or(0);
         }
-        if i == words - 1 && n % 64 != 0 {
+        if i == words - 1 && !n.is_multiple_of(64) {
             cand &= crate::tokenset::mask_bits(0, n % 64);
         }
         while cand != 0 && left > 0 {

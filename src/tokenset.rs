@@ -137,7 +137,7 @@ impl TokenSet {
             .iter()
             .map(|w| w.count_ones() as u64)
             .sum();
-        if end % 64 != 0 {
+        if !end.is_multiple_of(64) {
             n += (self.words[full] & mask_bits(0, end % 64)).count_ones() as u64;
         }
         n
@@ -220,7 +220,7 @@ impl TokenSet {
 
     /// Clears bits at or past the capacity (after raw word writes).
     pub fn clear_tail(&mut self) {
-        if self.capacity % 64 != 0 {
+        if !self.capacity.is_multiple_of(64) {
             if let Some(w) = self.words.last_mut() {
                 *w &= mask_bits(0, self.capacity % 64);
             }

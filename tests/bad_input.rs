@@ -31,7 +31,11 @@ fn fails(files: &[(&str, &[u8])], want: &[&str]) {
     for w in want {
         assert!(err.contains(w), "expected {w:?} in: {err}");
     }
-    assert_eq!(err.lines().filter(|l| l.starts_with("error")).count(), 1, "one error: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "one error: {err}"
+    );
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -47,7 +51,10 @@ fn scenario_fails(text: &str, want: &[&str]) {
 #[test]
 fn unknown_field_is_named_with_its_line() {
     let text = tiny_text().replace("decode = 3", "decode = 3\nbatchsize = 4");
-    scenario_fails(&text, &["s.toml:18:1:", "unknown field `batchsize`", "batch"]);
+    scenario_fails(
+        &text,
+        &["s.toml:18:1:", "unknown field `batchsize`", "batch"],
+    );
 }
 
 #[test]
@@ -59,7 +66,10 @@ fn negative_bandwidth_names_the_field() {
 #[test]
 fn fraction_above_one_names_the_field() {
     let text = tiny_text() + "\n[initial]\nweights_on_hbm = 1.5\n";
-    scenario_fails(&text, &["s.toml", "`initial.weights_on_hbm` = 1.5", "[0, 1]"]);
+    scenario_fails(
+        &text,
+        &["s.toml", "`initial.weights_on_hbm` = 1.5", "[0, 1]"],
+    );
 }
 
 #[test]
@@ -72,7 +82,10 @@ fn zero_layers_names_the_field() {
 fn prefill_kv_over_the_budget_names_the_numbers() {
     let text = tiny_text().replace("capacity = \"2300 B\"", "capacity = \"1900 B\"");
     // Budget 1900 - 1200 = 700 B < 800 B of prefill KV on HBM.
-    scenario_fails(&text, &["s.toml", "800 bytes", "700 bytes", "prefill_kv_on_hbm"]);
+    scenario_fails(
+        &text,
+        &["s.toml", "800 bytes", "700 bytes", "prefill_kv_on_hbm"],
+    );
 }
 
 #[test]
@@ -87,7 +100,10 @@ fn missing_scenario_file_is_named() {
 }
 
 fn with_trace(trace: &[u8], want: &[&str]) {
-    let text = tiny_text().replace("source = \"none\"", "source = \"file\"\nfile = \"t.kvtrace\"");
+    let text = tiny_text().replace(
+        "source = \"none\"",
+        "source = \"file\"\nfile = \"t.kvtrace\"",
+    );
     fails(&[("s.toml", text.as_bytes()), ("t.kvtrace", trace)], want);
 }
 
@@ -95,26 +111,47 @@ const HEADER: &str = "kvtrace 1 prefill=4 decode=3 layers=2\n";
 
 #[test]
 fn trace_with_wrong_header_is_rejected() {
-    with_trace(b"kvtrace 1 prefill=4 decode=9 layers=2\n", &["t.kvtrace", "decode=9", "decode=3"]);
-    with_trace(b"kvtrace 7 prefill=4 decode=3 layers=2\n", &["t.kvtrace:1:", "version"]);
+    with_trace(
+        b"kvtrace 1 prefill=4 decode=9 layers=2\n",
+        &["t.kvtrace", "decode=9", "decode=3"],
+    );
+    with_trace(
+        b"kvtrace 7 prefill=4 decode=3 layers=2\n",
+        &["t.kvtrace:1:", "version"],
+    );
 }
 
 #[test]
 fn trace_position_at_or_after_the_step_is_rejected() {
     // Error on the last step: the run has started, and still no CSV is left.
-    with_trace(format!("{HEADER}6 1 2-7\n").as_bytes(), &["t.kvtrace:2:", "position 6", "step 6"]);
+    with_trace(
+        format!("{HEADER}6 1 2-7\n").as_bytes(),
+        &["t.kvtrace:2:", "position 6", "step 6"],
+    );
 }
 
 #[test]
 fn trace_overlapping_or_unsorted_ranges_are_rejected() {
-    with_trace(format!("{HEADER}5 0 0-3 2-4\n").as_bytes(), &["t.kvtrace:2:", "overlaps"]);
-    with_trace(format!("{HEADER}5 0 3-4 0-1\n").as_bytes(), &["t.kvtrace:2:", "sorted"]);
-    with_trace(format!("{HEADER}5 1 0-1\n5 0 0-1\n").as_bytes(), &["t.kvtrace:3:", "step-major"]);
+    with_trace(
+        format!("{HEADER}5 0 0-3 2-4\n").as_bytes(),
+        &["t.kvtrace:2:", "overlaps"],
+    );
+    with_trace(
+        format!("{HEADER}5 0 3-4 0-1\n").as_bytes(),
+        &["t.kvtrace:2:", "sorted"],
+    );
+    with_trace(
+        format!("{HEADER}5 1 0-1\n5 0 0-1\n").as_bytes(),
+        &["t.kvtrace:3:", "step-major"],
+    );
 }
 
 #[test]
 fn trace_missing_line_ending_is_rejected() {
-    with_trace(format!("{HEADER}4 0 0-1\n5 0 0-1").as_bytes(), &["t.kvtrace:3:", "no line ending"]);
+    with_trace(
+        format!("{HEADER}4 0 0-1\n5 0 0-1").as_bytes(),
+        &["t.kvtrace:3:", "no line ending"],
+    );
 }
 
 #[test]

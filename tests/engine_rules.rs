@@ -37,12 +37,18 @@ fn fallback_when_hbm_is_full() {
     assert_eq!(t.counters.peak_hbm_kv_bytes, 1100);
     // (5,1): reads 200 + 500 from HBM (7 s); writes 100 over LINK (5 s) and EXTI (2.5 s).
     let r = row(&recs, 5, Some(1), "attn");
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti), (700, 100, 100));
+    assert_eq!(
+        (r.charges.hbm, r.charges.link(), r.charges.exti),
+        (700, 100, 100)
+    );
     assert_eq!(r.time_s, 7.0);
     // (6,1): HBM 200 + 5 x 100 = 700 (7 s); EXT read of position 5 (100) + write (100) = 200 B
     // of LINK (10 s) and EXTI (5 s): 10 s. alpha = 700 / 800.
     let r = row(&recs, 6, Some(1), "attn");
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti), (700, 200, 200));
+    assert_eq!(
+        (r.charges.hbm, r.charges.link(), r.charges.exti),
+        (700, 200, 200)
+    );
     assert_eq!(r.time_s, 10.0);
     assert_eq!(r.charges.alpha(), Some(700.0 / 800.0));
     // Step totals: 22 + 23 + 26 = 71 s (each step: attn + mlp of both layers).
@@ -63,7 +69,10 @@ fn ext_reads_cross_link_in_fetch_mode_only() {
     let (recs, _) = run(&sc, &mut TestPolicy::fixed(Tier::Ext));
     let r = row(&recs, 4, Some(0), "attn");
     // fetch: LINK 400 + 100 = 500 (25 s), EXTI 500 (12.5 s).
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti), (200, 500, 500));
+    assert_eq!(
+        (r.charges.hbm, r.charges.link(), r.charges.exti),
+        (200, 500, 500)
+    );
     assert_eq!(r.time_s, 25.0);
     assert_eq!(r.charges.alpha(), Some(200.0 / 600.0));
 
@@ -73,7 +82,10 @@ fn ext_reads_cross_link_in_fetch_mode_only() {
     let (recs, _) = run(&sc, &mut TestPolicy::fixed(Tier::Ext));
     let r = row(&recs, 4, Some(0), "attn");
     // near_data: KV reads charge EXTI only: LINK 100 (write, 5 s), EXTI 500 (12.5 s).
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti), (200, 100, 500));
+    assert_eq!(
+        (r.charges.hbm, r.charges.link(), r.charges.exti),
+        (200, 100, 500)
+    );
     assert_eq!(r.time_s, 12.5);
     assert_eq!(r.charges.alpha(), Some(200.0 / 600.0));
 }
@@ -88,7 +100,15 @@ fn weights_on_ext_are_fetched_even_in_near_data_mode() {
     let (recs, _) = run(&sc, &mut TestPolicy::fixed(Tier::Hbm));
     // MLP: floor(400 x 0.5) = 200 B on HBM (2 s), 200 B fetched: LINK 10 s, EXTI 5 s.
     let r = row(&recs, 4, Some(0), "mlp");
-    assert_eq!((r.charges.hbm_read, r.charges.ext_read, r.charges.link(), r.charges.exti), (200, 200, 200, 200));
+    assert_eq!(
+        (
+            r.charges.hbm_read,
+            r.charges.ext_read,
+            r.charges.link(),
+            r.charges.exti
+        ),
+        (200, 200, 200, 200)
+    );
     assert_eq!(r.time_s, 10.0);
 }
 
@@ -101,7 +121,11 @@ fn full_duplex_separates_read_and_write_directions() {
     let (recs, _) = run(&sc, &mut TestPolicy::fixed(Tier::Ext));
     let r = row(&recs, 4, Some(0), "attn");
     // Shared would be 500 / 20 = 25 s; full: max(400, 100) / 20 = 20 s > EXTI 12.5 s.
-    assert_eq!(r.charges.link(), 500, "link_bytes is reads plus writes whatever the duplex");
+    assert_eq!(
+        r.charges.link(),
+        500,
+        "link_bytes is reads plus writes whatever the duplex"
+    );
     assert_eq!(r.time_s, 20.0);
 }
 
@@ -134,10 +158,21 @@ fn inclusive_writes_through_and_demotes_for_free() {
     let (recs, t) = run(&sc, &mut p);
     // (4,0) placed on HBM: HBM write 100 plus EXT write 100 (LINK and EXTI).
     let r = row(&recs, 4, Some(0), "attn");
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti), (200 + 400 + 100, 100, 100));
+    assert_eq!(
+        (r.charges.hbm, r.charges.link(), r.charges.exti),
+        (200 + 400 + 100, 100, 100)
+    );
     // The demotion is free: the step phase moves 200 B but charges no resource and takes 0 s...
     let r = row(&recs, 5, None, "step");
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti, r.charges.to_ext), (0, 0, 0, 200));
+    assert_eq!(
+        (
+            r.charges.hbm,
+            r.charges.link(),
+            r.charges.exti,
+            r.charges.to_ext
+        ),
+        (0, 0, 0, 200)
+    );
     assert_eq!(r.time_s, 0.0);
     // ...and (5,0) reads positions 0-1 from EXT: HBM 200 + 3 x 100 (0-1 gone, 2, 3, 4 there).
     let r = row(&recs, 5, Some(0), "attn");
@@ -155,7 +190,11 @@ fn passive_install_is_newest_first_and_stops_at_the_budget() {
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let s2 = seen.clone();
     p.on_step = Some(Box::new(move |sim| {
-        s2.borrow_mut().push((sim.step, sim.memory.hbm(0).iter().collect::<Vec<_>>(), sim.memory.hbm(1).count()));
+        s2.borrow_mut().push((
+            sim.step,
+            sim.memory.hbm(0).iter().collect::<Vec<_>>(),
+            sim.memory.hbm(1).count(),
+        ));
         Ok(())
     }));
     let (recs, t) = run(&sc, &mut p);
@@ -163,7 +202,10 @@ fn passive_install_is_newest_first_and_stops_at_the_budget() {
     assert_eq!(seen.borrow()[1], (5, vec![2, 3], 0));
     let r = row(&recs, 4, Some(0), "attn");
     // HBM: Wa 200 + install 200 (write only); LINK: read 400 + write of the new entry 100.
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.to_hbm), (400, 500, 200));
+    assert_eq!(
+        (r.charges.hbm, r.charges.link(), r.charges.to_hbm),
+        (400, 500, 200)
+    );
     assert_eq!(t.counters.passive_bytes, 200);
     assert_eq!(t.counters.peak_hbm_kv_bytes, 200);
 }
@@ -229,10 +271,21 @@ fn step_phase_time_is_max_over_resources() {
     let (recs, _) = run(&sc, &mut p);
     let r = row(&recs, 4, None, "step");
     // 4 entries EXT -> HBM: EXTI 400 (10 s), LINK 400 (20 s), HBM 400 (4 s) -> 20 s.
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti, r.charges.to_hbm), (400, 400, 400, 400));
+    assert_eq!(
+        (
+            r.charges.hbm,
+            r.charges.link(),
+            r.charges.exti,
+            r.charges.to_hbm
+        ),
+        (400, 400, 400, 400)
+    );
     assert_eq!(r.time_s, 20.0);
     assert_eq!(r.charges.alpha(), None);
-    assert!(!has_row(&recs, 5, None, "step"), "an empty phase writes no row");
+    assert!(
+        !has_row(&recs, 5, None, "step"),
+        "an empty phase writes no row"
+    );
 }
 
 #[test]
@@ -250,7 +303,15 @@ fn layer_hook_moves_are_charged_to_the_attention_row() {
     // Move of position 3: EXTI 100, LINK 100, HBM 100; then reads: Wa 200 + position 3 from HBM,
     // positions 0-2 from EXT (300); write 100 to EXT.
     assert_eq!((r.charges.hbm_read, r.charges.ext_read), (300, 300));
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti, r.charges.to_hbm), (400, 500, 500, 100));
+    assert_eq!(
+        (
+            r.charges.hbm,
+            r.charges.link(),
+            r.charges.exti,
+            r.charges.to_hbm
+        ),
+        (400, 500, 500, 100)
+    );
     assert_eq!(r.time_s, 25.0);
 }
 
@@ -289,7 +350,15 @@ fn move_cap_limits_bytes_and_demotion_is_oldest_first() {
     let (recs, t) = run(&sc, &mut p);
     // Exclusive demotion charges HBM, LINK and EXTI: 200 B each; LINK 10 s.
     let r = row(&recs, 4, None, "step");
-    assert_eq!((r.charges.hbm, r.charges.link(), r.charges.exti, r.charges.to_ext), (200, 200, 200, 200));
+    assert_eq!(
+        (
+            r.charges.hbm,
+            r.charges.link(),
+            r.charges.exti,
+            r.charges.to_ext
+        ),
+        (200, 200, 200, 200)
+    );
     assert_eq!(r.time_s, 10.0);
     assert_eq!(t.counters.refused_bytes, 0);
 }
@@ -303,7 +372,9 @@ fn placement_cannot_move() {
         Ok(Tier::Hbm)
     });
     let mut recs = Vec::new();
-    let e = kvtier::engine::run(&sc, &mut p, &mut recs).unwrap_err().to_string();
+    let e = kvtier::engine::run(&sc, &mut p, &mut recs)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("only in on_step and on_layer"), "{e}");
 }
 
@@ -335,7 +406,10 @@ fn ideal_bound_splits_reads_over_both_tiers() {
     // n = 4: 2 x (600 + 400) / 120; n = 5: 2 x 1100 / 120; n = 6: 2 x 1200 / 120 -> 55 s.
     assert!((t.bound_s - 55.0).abs() < 1e-12);
     assert_eq!(row(&recs, 4, Some(0), "attn").bound_s, 600.0 / 120.0);
-    assert_eq!(t.bound_s, kvtier::engine::no_skip_bound(&sc.sizes, sc.file.ext.access));
+    assert_eq!(
+        t.bound_s,
+        kvtier::engine::no_skip_bound(&sc.sizes, sc.file.ext.access)
+    );
 }
 
 #[test]
@@ -348,7 +422,10 @@ fn near_data_bound_lets_kv_use_exti_alone() {
     let b = kvtier::engine::ideal_bound(&sc.sizes, Access::NearData, 200, 400);
     assert_eq!(b, 600.0 / 140.0);
     // Weights only: 400 / (100 + min(20, 40)).
-    assert_eq!(kvtier::engine::ideal_bound(&sc.sizes, Access::NearData, 400, 0), 400.0 / 120.0);
+    assert_eq!(
+        kvtier::engine::ideal_bound(&sc.sizes, Access::NearData, 400, 0),
+        400.0 / 120.0
+    );
 }
 
 #[test]
@@ -392,5 +469,8 @@ fn idealized_scenario_is_marked() {
     f.hbm.kv_budget = Some(ByteSize(1500)); // 1200 + 1500 - 2300 = 400 B over
     let sc = build(f);
     assert_eq!(sc.sizes.oversubscribed_bytes, Some(400));
-    assert_eq!(sc.idealized_note().unwrap(), "idealized (HBM over-subscribed by 0.0000004 GB)");
+    assert_eq!(
+        sc.idealized_note().unwrap(),
+        "idealized (HBM over-subscribed by 0.0000004 GB)"
+    );
 }

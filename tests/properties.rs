@@ -12,7 +12,9 @@ use kvtier::engine::{self, Layers, Record};
 use kvtier::memory::Tier;
 use kvtier::results::CsvSink;
 use kvtier::rng::Rng;
-use kvtier::scenario::{Access, ByteSize, Duplex, Hierarchy, Overlap, PrefillLayout, Scenario, WeightsLayout};
+use kvtier::scenario::{
+    Access, ByteSize, Duplex, Hierarchy, Overlap, PrefillLayout, Scenario, WeightsLayout,
+};
 use kvtier::tokenset::TokenSet;
 use kvtier::trace::{StepSkips, TraceDims};
 use proptest::prelude::*;
@@ -38,24 +40,36 @@ struct Case {
 fn case() -> impl Strategy<Value = Case> {
     (
         (1u64..4, 0u64..40, 1u64..12, 0u64..60),
-        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
         (0.0f64..=1.0, 0.0f64..=1.0, 0u8..3, any::<u64>()),
     )
-        .prop_map(|((layers, prefill, decode, budget_entries), (inclusive, near_data, passive, serial, full_duplex), (w, p, lay, seed))| Case {
-            layers,
-            prefill,
-            decode,
-            budget_entries,
-            inclusive,
-            near_data,
-            passive,
-            serial,
-            full_duplex,
-            weights_on_hbm: w,
-            prefill_on_hbm: p,
-            prefill_layout: lay,
-            seed,
-        })
+        .prop_map(
+            |(
+                (layers, prefill, decode, budget_entries),
+                (inclusive, near_data, passive, serial, full_duplex),
+                (w, p, lay, seed),
+            )| Case {
+                layers,
+                prefill,
+                decode,
+                budget_entries,
+                inclusive,
+                near_data,
+                passive,
+                serial,
+                full_duplex,
+                weights_on_hbm: w,
+                prefill_on_hbm: p,
+                prefill_layout: lay,
+                seed,
+            },
+        )
 }
 
 fn scenario(c: &Case) -> Option<Scenario> {
@@ -64,15 +78,39 @@ fn scenario(c: &Case) -> Option<Scenario> {
     f.model.params = 300.0 * c.layers as f64;
     f.workload.prefill = c.prefill;
     f.workload.decode = c.decode;
-    f.memory.hierarchy = if c.inclusive { Hierarchy::Inclusive } else { Hierarchy::Exclusive };
-    f.ext.access = if c.near_data { Access::NearData } else { Access::Fetch };
+    f.memory.hierarchy = if c.inclusive {
+        Hierarchy::Inclusive
+    } else {
+        Hierarchy::Exclusive
+    };
+    f.ext.access = if c.near_data {
+        Access::NearData
+    } else {
+        Access::Fetch
+    };
     f.memory.passive_migration = c.passive;
-    f.memory.overlap = if c.serial { Overlap::Serial } else { Overlap::Max };
-    f.ext.link_duplex = if c.full_duplex { Duplex::Full } else { Duplex::Shared };
+    f.memory.overlap = if c.serial {
+        Overlap::Serial
+    } else {
+        Overlap::Max
+    };
+    f.ext.link_duplex = if c.full_duplex {
+        Duplex::Full
+    } else {
+        Duplex::Shared
+    };
     f.initial.weights_on_hbm = c.weights_on_hbm;
-    f.initial.weights_layout = if c.seed % 2 == 0 { WeightsLayout::Uniform } else { WeightsLayout::FirstLayers };
+    f.initial.weights_layout = if c.seed.is_multiple_of(2) {
+        WeightsLayout::Uniform
+    } else {
+        WeightsLayout::FirstLayers
+    };
     f.initial.prefill_kv_on_hbm = c.prefill_on_hbm;
-    f.initial.prefill_kv_layout = [PrefillLayout::Newest, PrefillLayout::Oldest, PrefillLayout::FirstLayers][c.prefill_layout as usize];
+    f.initial.prefill_kv_layout = [
+        PrefillLayout::Newest,
+        PrefillLayout::Oldest,
+        PrefillLayout::FirstLayers,
+    ][c.prefill_layout as usize];
     f.hbm.kv_budget = Some(ByteSize(c.budget_entries * 100 + c.seed % 100));
     // A budget below the initial HBM KV is rejected at load: not a case for the engine.
     Scenario::from_file(f, None).ok()
@@ -81,7 +119,11 @@ fn scenario(c: &Case) -> Option<Scenario> {
 /// A random trace: per (n, l) maybe skip the layer, the MLP, and random positions.
 fn trace(c: &Case) -> VecSource {
     let mut rng = Rng::new(c.seed ^ 0x5eed);
-    let dims = TraceDims { prefill: c.prefill as usize, decode: c.decode as usize, layers: c.layers as usize };
+    let dims = TraceDims {
+        prefill: c.prefill as usize,
+        decode: c.decode as usize,
+        layers: c.layers as usize,
+    };
     let mut steps = VecDeque::new();
     for n in dims.prefill..dims.prefill + dims.decode {
         let mut s = StepSkips::default();
@@ -108,14 +150,20 @@ fn trace(c: &Case) -> VecSource {
 fn check_memory(sim: &engine::Sim, inclusive: bool) -> Result<(), String> {
     let m = &sim.memory;
     if m.hbm_used_bytes() > m.budget_bytes() {
-        return Err(format!("HBM KV {} over budget {}", m.hbm_used_bytes(), m.budget_bytes()));
+        return Err(format!(
+            "HBM KV {} over budget {}",
+            m.hbm_used_bytes(),
+            m.budget_bytes()
+        ));
     }
     let mut sum = 0;
     for l in 0..m.layers() {
         let mut stray = m.hbm(l).clone();
         stray.subtract(m.present(l));
         if !stray.is_empty() {
-            return Err(format!("layer {l}: HBM holds entries that do not exist: {stray:?}"));
+            return Err(format!(
+                "layer {l}: HBM holds entries that do not exist: {stray:?}"
+            ));
         }
         let ext = m.ext_set(l);
         let mut both = ext.clone();
@@ -134,7 +182,11 @@ fn check_memory(sim: &engine::Sim, inclusive: bool) -> Result<(), String> {
         sum += m.hbm_count(l) * m.entry_bytes();
     }
     if sum != m.hbm_used_bytes() {
-        return Err(format!("HBM KV counter {} != entries on HBM {}", m.hbm_used_bytes(), sum));
+        return Err(format!(
+            "HBM KV counter {} != entries on HBM {}",
+            m.hbm_used_bytes(),
+            sum
+        ));
     }
     Ok(())
 }
@@ -167,14 +219,22 @@ fn run_random(sc: &Scenario, c: &Case) -> Outcome {
             if let Err(e) = check_memory(sim, inclusive) {
                 f1.borrow_mut().get_or_insert(e);
             }
-            let t = if r1.borrow_mut().chance(0.6) { Tier::Hbm } else { Tier::Ext };
+            let t = if r1.borrow_mut().chance(0.6) {
+                Tier::Hbm
+            } else {
+                Tier::Ext
+            };
             *w.borrow_mut() += (t == Tier::Hbm) as u64;
             Ok(t)
         }),
         on_step: Some(Box::new(move |sim| {
             let mut rng = r2.borrow_mut();
             let set = random_set(&mut rng, cap);
-            let which = if rng.chance(0.5) { Layers::All } else { Layers::One(rng.below(layers as u64) as usize) };
+            let which = if rng.chance(0.5) {
+                Layers::All
+            } else {
+                Layers::One(rng.below(layers as u64) as usize)
+            };
             let capb = rng.chance(0.5).then(|| rng.below(500));
             if rng.chance(0.5) {
                 sim.move_to_hbm(which, &set, capb)?;
@@ -202,7 +262,12 @@ fn run_random(sc: &Scenario, c: &Case) -> Outcome {
     let totals = engine::run_with_trace(sc, Box::new(trace(c)), &mut p, &mut recs).unwrap();
     let want = *want_hbm.borrow();
     let failure = failure.borrow().clone();
-    Outcome { recs, totals, want_hbm: want, failure }
+    Outcome {
+        recs,
+        totals,
+        want_hbm: want,
+        failure,
+    }
 }
 
 #[test]
@@ -214,7 +279,10 @@ fn most_random_cases_are_valid_scenarios() {
         let c = case().new_tree(&mut runner).unwrap().current();
         valid += scenario(&c).is_some() as usize;
     }
-    assert!(valid >= 60, "only {valid} of 200 random cases are valid scenarios");
+    assert!(
+        valid >= 60,
+        "only {valid} of 200 random cases are valid scenarios"
+    );
 }
 
 proptest! {

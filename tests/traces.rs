@@ -39,8 +39,14 @@ fn generate_write_read_gives_identical_sets() {
         sc.file.skip.mlp_skip_rate = LayerRates::Mean(0.1);
         let sc = build(sc.file);
         let generated = collect(trace::open(&sc).unwrap().as_mut());
-        assert!(generated.iter().any(|s| s.layers.iter().any(|l| l.layer)), "some layer skips");
-        assert!(generated.iter().any(|s| s.layers.iter().any(|l| l.mlp)), "some MLP skips");
+        assert!(
+            generated.iter().any(|s| s.layers.iter().any(|l| l.layer)),
+            "some layer skips"
+        );
+        assert!(
+            generated.iter().any(|s| s.layers.iter().any(|l| l.mlp)),
+            "some MLP skips"
+        );
         let mut buf = Vec::new();
         text::write_trace(&mut buf, trace::open(&sc).unwrap().as_mut()).unwrap();
         let read = collect(text_trace(std::str::from_utf8(&buf).unwrap()).as_mut());
@@ -50,8 +56,16 @@ fn generate_write_read_gives_identical_sets() {
 
 #[test]
 fn generators_are_deterministic_and_seeded() {
-    let a = collect(trace::open(&mid(SkipSource::HeavyHitter, 0.3)).unwrap().as_mut());
-    let b = collect(trace::open(&mid(SkipSource::HeavyHitter, 0.3)).unwrap().as_mut());
+    let a = collect(
+        trace::open(&mid(SkipSource::HeavyHitter, 0.3))
+            .unwrap()
+            .as_mut(),
+    );
+    let b = collect(
+        trace::open(&mid(SkipSource::HeavyHitter, 0.3))
+            .unwrap()
+            .as_mut(),
+    );
     assert_eq!(a, b);
     let mut other = mid(SkipSource::HeavyHitter, 0.3).file;
     other.seed = 12;
@@ -65,7 +79,11 @@ fn requested_skip_level_is_met_within_two_points() {
         for rate in [0.3, 0.6] {
             let sc = mid(source, rate);
             let st = stats::compute(trace::open(&sc).unwrap().as_mut(), 4, 64).unwrap();
-            assert!((st.all.skipped_share - rate).abs() <= 0.02, "{source:?} {rate}: {}", st.all.skipped_share);
+            assert!(
+                (st.all.skipped_share - rate).abs() <= 0.02,
+                "{source:?} {rate}: {}",
+                st.all.skipped_share
+            );
         }
     }
 }
@@ -91,34 +109,62 @@ fn heavy_hitter_has_dense_early_layers_churn_and_depth_growth() {
 fn trace_gen_and_stats_through_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let scen = dir.path().join("mid.toml");
-    let text = std::fs::read_to_string(repo().join("scenarios/tiny.toml")).unwrap()
+    let text = std::fs::read_to_string(repo().join("scenarios/tiny.toml"))
+        .unwrap()
         .replace("prefill = 4", "prefill = 2000")
         .replace("decode = 3", "decode = 60")
         .replace("capacity = \"2300 B\"", "capacity = \"10 MB\"")
-        .replace("source = \"none\"", "source = \"heavy_hitter\"\nrate = 0.3\ndense_layers = 0");
+        .replace(
+            "source = \"none\"",
+            "source = \"heavy_hitter\"\nrate = 0.3\ndense_layers = 0",
+        );
     std::fs::write(&scen, text).unwrap();
     let out = dir.path().join("t.kvtrace");
-    Command::cargo_bin("kvtier").unwrap().args(["trace", "gen"]).arg(&scen).arg("-o").arg(&out).assert().success();
+    Command::cargo_bin("kvtier")
+        .unwrap()
+        .args(["trace", "gen"])
+        .arg(&scen)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
     let head = std::fs::read_to_string(&out).unwrap();
     assert!(head.starts_with("kvtrace 1 prefill=2000 decode=60 layers=2\n"));
-    let json = Command::cargo_bin("kvtier").unwrap().args(["trace", "stats", "--format", "json"]).arg(&out).output().unwrap();
+    let json = Command::cargo_bin("kvtier")
+        .unwrap()
+        .args(["trace", "stats", "--format", "json"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(json.status.success());
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let share = v["all"]["skipped_share"].as_f64().unwrap();
     assert!((share - 0.3).abs() <= 0.02, "{share}");
     // The same numbers from the scenario directly.
-    let json2 = Command::cargo_bin("kvtier").unwrap().args(["trace", "stats", "--format", "json"]).arg(&scen).output().unwrap();
+    let json2 = Command::cargo_bin("kvtier")
+        .unwrap()
+        .args(["trace", "stats", "--format", "json"])
+        .arg(&scen)
+        .output()
+        .unwrap();
     assert_eq!(json.stdout, json2.stdout);
 }
 
 #[test]
 fn trace_file_with_other_dimensions_is_rejected_with_both() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("t.kvtrace"), "kvtrace 1 prefill=4 decode=5 layers=2\n").unwrap();
+    std::fs::write(
+        dir.path().join("t.kvtrace"),
+        "kvtrace 1 prefill=4 decode=5 layers=2\n",
+    )
+    .unwrap();
     let mut f = tiny_file();
     f.skip.source = SkipSource::File;
     f.skip.file = Some("t.kvtrace".into());
     let sc = Scenario::from_file(f, Some(&dir.path().join("s.toml"))).unwrap();
     let e = trace::open(&sc).err().unwrap().to_string();
-    assert!(e.contains("prefill=4 decode=5 layers=2") && e.contains("prefill=4 decode=3 layers=2"), "{e}");
+    assert!(
+        e.contains("prefill=4 decode=5 layers=2") && e.contains("prefill=4 decode=3 layers=2"),
+        "{e}"
+    );
 }

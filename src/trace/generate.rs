@@ -84,7 +84,12 @@ fn capped_targets(mean: f64, shape: &[f64], cap: f64) -> Vec<f64> {
         if excess <= 1e-12 {
             break;
         }
-        let open: f64 = shape.iter().zip(&t).filter(|(_, v)| **v < cap).map(|(s, _)| s).sum();
+        let open: f64 = shape
+            .iter()
+            .zip(&t)
+            .filter(|(_, v)| **v < cap)
+            .map(|(s, _)| s)
+            .sum();
         if open <= 0.0 {
             break;
         }
@@ -231,7 +236,7 @@ fn bernoulli_words(rng: &mut Rng, p16: u32, n: usize, out: &mut TokenSet) {
         }
         *w = x;
     }
-    if n % 64 != 0 {
+    if !n.is_multiple_of(64) {
         if let Some(last) = out.words_mut().last_mut() {
             *last &= mask_bits(0, n % 64);
         }

@@ -25,16 +25,24 @@ pub fn build(f: ScenarioFile) -> Scenario {
     Scenario::from_file(f, None).unwrap()
 }
 
+pub type PlaceFn = Box<dyn FnMut(&mut Sim, usize) -> Result<Tier>>;
+pub type StepFn = Box<dyn FnMut(&mut Sim) -> Result<()>>;
+pub type LayerFn = Box<dyn FnMut(&mut Sim, usize) -> Result<()>>;
+
 /// A policy made of a fixed placement and optional hooks.
 pub struct TestPolicy {
-    pub place: Box<dyn FnMut(&mut Sim, usize) -> Result<Tier>>,
-    pub on_step: Option<Box<dyn FnMut(&mut Sim) -> Result<()>>>,
-    pub on_layer: Option<Box<dyn FnMut(&mut Sim, usize) -> Result<()>>>,
+    pub place: PlaceFn,
+    pub on_step: Option<StepFn>,
+    pub on_layer: Option<LayerFn>,
 }
 
 impl TestPolicy {
     pub fn fixed(t: Tier) -> TestPolicy {
-        TestPolicy { place: Box::new(move |_, _| Ok(t)), on_step: None, on_layer: None }
+        TestPolicy {
+            place: Box::new(move |_, _| Ok(t)),
+            on_step: None,
+            on_layer: None,
+        }
     }
 }
 
@@ -61,7 +69,13 @@ impl Policy for TestPolicy {
 
 /// A trace source reading kvtrace text from a string.
 pub fn text_trace(text: &str) -> Box<dyn TraceSource> {
-    Box::new(TextTraceReader::new("test.kvtrace".into(), Box::new(std::io::Cursor::new(text.as_bytes().to_vec()))).unwrap())
+    Box::new(
+        TextTraceReader::new(
+            "test.kvtrace".into(),
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+        )
+        .unwrap(),
+    )
 }
 
 /// Runs with the scenario's own trace and returns every record.
@@ -86,7 +100,8 @@ pub fn row<'a>(recs: &'a [Record], step: usize, layer: Option<usize>, sub: &str)
 }
 
 pub fn has_row(recs: &[Record], step: usize, layer: Option<usize>, sub: &str) -> bool {
-    recs.iter().any(|r| r.step == step && r.layer == layer && r.sublayer.name() == sub)
+    recs.iter()
+        .any(|r| r.step == step && r.layer == layer && r.sublayer.name() == sub)
 }
 
 /// A trace source over steps built in memory.
@@ -100,7 +115,10 @@ impl TraceSource for VecSource {
         self.dims
     }
     fn next_step(&mut self, out: &mut kvtier::trace::StepSkips) -> Result<()> {
-        *out = self.steps.pop_front().expect("asked for more steps than the trace has");
+        *out = self
+            .steps
+            .pop_front()
+            .expect("asked for more steps than the trace has");
         Ok(())
     }
 }
