@@ -9,7 +9,7 @@ use comfy_table::{presets, Table};
 use kvtier::engine::no_skip_bound;
 use kvtier::results::{render, Format};
 use kvtier::scenario::{fmt_gb, ByteSize, Scenario, ScenarioFile, GB};
-use kvtier::trace::{self, stats, text};
+use kvtier::trace::{self, stats, TraceFormat};
 use kvtier::{native_policy, output, simulate};
 
 pub fn run(path: &Path, placement: Option<&str>, csv: Option<&Path>, format: Format) -> Result<()> {
@@ -123,11 +123,19 @@ pub fn scenario_show(path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn trace_gen(scenario: &Path, out: &Path) -> Result<()> {
+pub fn trace_gen(scenario: &Path, out: &Path, to: Option<TraceFormat>) -> Result<()> {
     let sc = Scenario::load(scenario)?;
     let mut source = trace::open(&sc)?;
-    output::write_atomic(out, |w| text::write_trace(w, source.as_mut()))?;
-    Ok(())
+    let provenance = format!("kvtier {} trace gen {} (seed {})", env!("CARGO_PKG_VERSION"), sc.name, sc.file.seed);
+    trace::write_file(out, to, source.as_mut(), &provenance)
+}
+
+pub fn trace_convert(input: &Path, out: &Path, to: Option<TraceFormat>, provenance: Option<String>) -> Result<()> {
+    let mut source = trace::open_file(input)?;
+    let provenance = provenance.or_else(|| source.provenance()).unwrap_or_else(|| {
+        format!("converted from {}", input.file_name().map(|f| f.to_string_lossy()).unwrap_or_default())
+    });
+    trace::write_file(out, to, source.as_mut(), &provenance)
 }
 
 pub fn trace_stats(input: &Path, format: Format) -> Result<()> {
@@ -137,7 +145,7 @@ pub fn trace_stats(input: &Path, format: Format) -> Result<()> {
         let sk = &sc.file.skip;
         (trace::open(&sc)?, sk.sinks as usize, sk.recent as usize)
     } else {
-        (Box::new(text::TextTraceReader::open(input)?), 4, 64)
+        (trace::open_file(input)?, 4, 64)
     };
     let st = stats::compute(source.as_mut(), sinks, recent)?;
     match format {

@@ -73,6 +73,21 @@ enum TraceCommand {
         scenario: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
+        /// Output format; default: binary when the output ends in `.kvtb`, else text.
+        #[arg(long, value_enum)]
+        to: Option<kvtier::trace::TraceFormat>,
+    },
+    /// Convert a trace between kvtrace text and binary (exact both ways).
+    Convert {
+        input: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Output format; default: binary when the output ends in `.kvtb`, else text.
+        #[arg(long, value_enum)]
+        to: Option<kvtier::trace::TraceFormat>,
+        /// Provenance text stored in a binary file (default: where it was converted from).
+        #[arg(long)]
+        provenance: Option<String>,
     },
     /// Per-layer statistics of a trace file or of a scenario's trace.
     Stats {
@@ -106,8 +121,17 @@ fn dispatch(c: Command) -> Result<()> {
             command: ScenarioCommand::Show { file },
         } => cli::scenario_show(&file),
         Command::Trace {
-            command: TraceCommand::Gen { scenario, output },
-        } => cli::trace_gen(&scenario, &output),
+            command: TraceCommand::Gen { scenario, output, to },
+        } => cli::trace_gen(&scenario, &output, to),
+        Command::Trace {
+            command:
+                TraceCommand::Convert {
+                    input,
+                    output,
+                    to,
+                    provenance,
+                },
+        } => cli::trace_convert(&input, &output, to, provenance),
         Command::Trace {
             command: TraceCommand::Stats { input, format },
         } => cli::trace_stats(&input, format),

@@ -689,7 +689,7 @@ impl Check {
 }
 
 /// Largest run we accept: positions and steps are kept in memory as bitsets per layer.
-const MAX_POSITIONS: u64 = 1 << 26;
+pub const MAX_POSITIONS: u64 = 1 << 26;
 
 fn validate(f: &ScenarioFile) -> Result<Sizes> {
     let mut c = Check(Vec::new());

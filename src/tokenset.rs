@@ -110,6 +110,27 @@ impl TokenSet {
         }
     }
 
+    /// Flips every position in `start..end` (clamped to the capacity).
+    pub fn toggle_range(&mut self, start: usize, end: usize) {
+        let end = end.min(self.capacity);
+        if start >= end {
+            return;
+        }
+        let (first, last) = (start / 64, (end - 1) / 64);
+        for w in first..=last {
+            let lo = if w == first { start % 64 } else { 0 };
+            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
+            self.words[w] ^= mask_bits(lo, hi);
+        }
+    }
+
+    /// Changes the capacity keeping the positions below the new one.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.words.resize(words_for(capacity), 0);
+        self.capacity = capacity;
+        self.clear_tail();
+    }
+
     /// Removes every position in `start..end` (clamped to the capacity).
     pub fn remove_range(&mut self, start: usize, end: usize) {
         let end = end.min(self.capacity);

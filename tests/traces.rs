@@ -48,7 +48,7 @@ fn generate_write_read_gives_identical_sets() {
             "some MLP skips"
         );
         let mut buf = Vec::new();
-        text::write_trace(&mut buf, trace::open(&sc).unwrap().as_mut()).unwrap();
+        text::write_trace(&mut buf, trace::open(&sc).unwrap().as_mut(), "test").unwrap();
         let read = collect(text_trace(std::str::from_utf8(&buf).unwrap()).as_mut());
         assert_eq!(generated, read, "{source:?}");
     }

@@ -8,6 +8,7 @@
 //!
 //! Not here: residency, bytes, time. A trace knows positions only.
 
+pub mod binary;
 pub mod generate;
 pub mod stats;
 pub mod text;
@@ -96,6 +97,10 @@ pub trait TraceSource: Send {
     fn dims(&self) -> TraceDims;
     /// Fills `out` with the next step. Called exactly `decode` times.
     fn next_step(&mut self, out: &mut StepSkips) -> Result<()>;
+    /// Where the trace comes from, when the source knows.
+    fn provenance(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Opens the trace a scenario names, read ahead on its own thread (see [`Prefetch`]).
@@ -111,7 +116,7 @@ pub fn open_direct(scenario: &Scenario) -> Result<Box<dyn TraceSource>> {
             let path = scenario
                 .trace_path()
                 .expect("validated: file source has a path");
-            let reader = text::TextTraceReader::open(&path)?;
+            let reader = open_file(&path)?;
             let (want, got) = (TraceDims::of(scenario), reader.dims());
             if want != got {
                 bail!(
@@ -120,9 +125,45 @@ pub fn open_direct(scenario: &Scenario) -> Result<Box<dyn TraceSource>> {
                     scenario.name
                 );
             }
-            Ok(Box::new(reader))
+            Ok(reader)
         }
         _ => Ok(Box::new(generate::Generator::new(scenario))),
+    }
+}
+
+/// On-disk trace formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceFormat {
+    Text,
+    Binary,
+}
+
+impl TraceFormat {
+    /// Binary for a `.kvtb` file name, text otherwise.
+    pub fn for_path(path: &std::path::Path) -> TraceFormat {
+        if path.extension().is_some_and(|e| e == "kvtb") {
+            TraceFormat::Binary
+        } else {
+            TraceFormat::Text
+        }
+    }
+}
+
+/// Writes a whole trace to `path` (atomically) in `format` (default: by file name).
+pub fn write_file(path: &std::path::Path, format: Option<TraceFormat>, source: &mut dyn TraceSource, provenance: &str) -> Result<()> {
+    let format = format.unwrap_or_else(|| TraceFormat::for_path(path));
+    crate::output::write_atomic(path, |w| match format {
+        TraceFormat::Text => text::write_trace(w, source, provenance),
+        TraceFormat::Binary => binary::write_trace(w, source, provenance),
+    })
+}
+
+/// Opens a trace file, text or binary (told apart by the first bytes).
+pub fn open_file(path: &std::path::Path) -> Result<Box<dyn TraceSource>> {
+    if binary::is_binary(path)? {
+        Ok(Box::new(binary::BinaryTraceReader::open(path)?))
+    } else {
+        Ok(Box::new(text::TextTraceReader::open(path)?))
     }
 }
 

@@ -38,6 +38,9 @@ pub struct TextTraceReader {
     next_step: usize,
     pending: Option<Line>,
     last_key: Option<(usize, usize)>,
+    /// The `#` comment lines right after the header (what writers put there as provenance).
+    provenance: Vec<String>,
+    seen_data: bool,
 }
 
 impl TextTraceReader {
@@ -65,6 +68,8 @@ impl TextTraceReader {
             next_step: 0,
             pending: None,
             last_key: None,
+            provenance: Vec::new(),
+            seen_data: false,
         };
         let header = r
             .read_line()?
@@ -116,9 +121,16 @@ impl TextTraceReader {
                 return Ok(None);
             };
             let t = text.trim();
-            if t.is_empty() || t.starts_with('#') {
+            if let Some(c) = t.strip_prefix('#') {
+                if !self.seen_data {
+                    self.provenance.push(c.strip_prefix(' ').unwrap_or(c).to_string());
+                }
                 continue;
             }
+            if t.is_empty() {
+                continue;
+            }
+            self.seen_data = true;
             let line = parse_line(t, &self.dims, self.line_no)
                 .map_err(|e| anyhow!("{}:{}: {e}", self.label, self.line_no))?;
             let key = (line.step, line.layer);
@@ -274,6 +286,10 @@ impl TraceSource for TextTraceReader {
         self.dims
     }
 
+    fn provenance(&self) -> Option<String> {
+        (!self.provenance.is_empty()).then(|| self.provenance.join("\n"))
+    }
+
     fn next_step(&mut self, out: &mut StepSkips) -> Result<()> {
         let n = self.next_step;
         out.reset(n, self.dims.layers);
@@ -327,10 +343,13 @@ pub fn write_step(w: &mut (impl Write + ?Sized), s: &StepSkips) -> std::io::Resu
     Ok(())
 }
 
-/// Writes a whole trace from a source.
-pub fn write_trace(w: &mut (impl Write + ?Sized), source: &mut dyn TraceSource) -> Result<()> {
+/// Writes a whole trace from a source; `provenance` goes into `#` comment lines.
+pub fn write_trace(w: &mut (impl Write + ?Sized), source: &mut dyn TraceSource, provenance: &str) -> Result<()> {
     let d = source.dims();
     write_header(w, &d)?;
+    for line in provenance.lines() {
+        writeln!(w, "# {line}")?;
+    }
     let mut buf = StepSkips::default();
     for _ in 0..d.decode {
         source.next_step(&mut buf)?;
