@@ -10,7 +10,7 @@ use kvtier::engine::no_skip_bound;
 use kvtier::results::{render, Format};
 use kvtier::scenario::{fmt_gb, ByteSize, Scenario, ScenarioFile, GB};
 use kvtier::trace::{self, stats, TraceFormat};
-use kvtier::{native_policy, output, simulate};
+use kvtier::{native_policy, simulate};
 
 pub fn run(path: &Path, placement: Option<&str>, csv: Option<&Path>, format: Format) -> Result<()> {
     let scenario = Scenario::load(path)?;

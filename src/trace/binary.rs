@@ -246,8 +246,8 @@ impl BinaryTraceReader {
         if prov_len > MAX_PROVENANCE {
             bail!("{}: byte offset 32: provenance length {prov_len} exceeds {MAX_PROVENANCE}", me.label);
         }
-        let mut prov = vec![0u8; prov_len as usize];
-        me.read_exact(&mut prov, "provenance")?;
+        let mut prov = Vec::new();
+        me.read_up_to(&mut prov, prov_len as usize, "provenance")?;
         let mut crc = [0u8; 4];
         let crc_at = me.offset;
         me.read_exact(&mut crc, "header checksum")?;
@@ -284,6 +284,21 @@ impl BinaryTraceReader {
             }
         }
         self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Reads exactly `len` bytes into `buf` (cleared first), growing it only as bytes arrive, so
+    /// a corrupt length cannot make us allocate what the file does not hold.
+    fn read_up_to(&mut self, buf: &mut Vec<u8>, len: usize, what: &str) -> Result<()> {
+        buf.clear();
+        let got = (&mut self.r)
+            .take(len as u64)
+            .read_to_end(buf)
+            .with_context(|| format!("{}: read error at byte offset {}", self.label, self.offset))?;
+        if got < len {
+            bail!("{}: byte offset {}: file ends inside the {what} (truncated file)", self.label, self.offset + got as u64);
+        }
+        self.offset += len as u64;
         Ok(())
     }
 
@@ -368,10 +383,9 @@ impl TraceSource for BinaryTraceReader {
         if len > MAX_PAYLOAD {
             bail!("{}: byte offset {}: block length {len} exceeds {MAX_PAYLOAD}", self.label, block_at + 9);
         }
-        let mut block = std::mem::take(&mut self.block);
-        block.resize(len as usize, 0);
         let payload_at = self.offset;
-        let r = self.read_exact(&mut block, "block payload");
+        let mut block = std::mem::take(&mut self.block);
+        let r = self.read_up_to(&mut block, len as usize, "block payload");
         self.block = block;
         r?;
         let mut crc = [0u8; 4];
