@@ -126,15 +126,33 @@ pub fn scenario_show(path: &Path) -> Result<()> {
 pub fn trace_gen(scenario: &Path, out: &Path, to: Option<TraceFormat>) -> Result<()> {
     let sc = Scenario::load(scenario)?;
     let mut source = trace::open(&sc)?;
-    let provenance = format!("kvtier {} trace gen {} (seed {})", env!("CARGO_PKG_VERSION"), sc.name, sc.file.seed);
+    let provenance = format!(
+        "kvtier {} trace gen {} (seed {})",
+        env!("CARGO_PKG_VERSION"),
+        sc.name,
+        sc.file.seed
+    );
     trace::write_file(out, to, source.as_mut(), &provenance)
 }
 
-pub fn trace_convert(input: &Path, out: &Path, to: Option<TraceFormat>, provenance: Option<String>) -> Result<()> {
+pub fn trace_convert(
+    input: &Path,
+    out: &Path,
+    to: Option<TraceFormat>,
+    provenance: Option<String>,
+) -> Result<()> {
     let mut source = trace::open_file(input)?;
-    let provenance = provenance.or_else(|| source.provenance()).unwrap_or_else(|| {
-        format!("converted from {}", input.file_name().map(|f| f.to_string_lossy()).unwrap_or_default())
-    });
+    let provenance = provenance
+        .or_else(|| source.provenance())
+        .unwrap_or_else(|| {
+            format!(
+                "converted from {}",
+                input
+                    .file_name()
+                    .map(|f| f.to_string_lossy())
+                    .unwrap_or_default()
+            )
+        });
     trace::write_file(out, to, source.as_mut(), &provenance)
 }
 

@@ -121,7 +121,12 @@ fn dispatch(c: Command) -> Result<()> {
             command: ScenarioCommand::Show { file },
         } => cli::scenario_show(&file),
         Command::Trace {
-            command: TraceCommand::Gen { scenario, output, to },
+            command:
+                TraceCommand::Gen {
+                    scenario,
+                    output,
+                    to,
+                },
         } => cli::trace_gen(&scenario, &output, to),
         Command::Trace {
             command:

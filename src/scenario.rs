@@ -390,6 +390,9 @@ pub struct SkipSection {
     /// Trace file for `source = "file"`, relative to the scenario file.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// Replay a trace file of other dimensions scaled to the scenario (see `trace::scale`).
+    #[serde(default)]
+    pub scale: bool,
     /// Probability that a whole layer is skipped at a step.
     #[serde(default)]
     pub layer_skip_rate: LayerRates,
@@ -442,6 +445,7 @@ impl Default for SkipSection {
             source: SkipSource::None,
             rate: 0.0,
             file: None,
+            scale: false,
             layer_skip_rate: LayerRates::default(),
             mlp_skip_rate: LayerRates::default(),
             sinks: default_sinks(),
@@ -807,6 +811,26 @@ fn validate(f: &ScenarioFile) -> Result<Sizes> {
             c.fail("skip.file", "set", "only used with `source = \"file\"`")
         }
         _ => {}
+    }
+    if s.scale && s.source != SkipSource::File {
+        c.fail("skip.scale", true, "only used with `source = \"file\"`");
+    }
+    let no_rates = matches!(s.source, SkipSource::None | SkipSource::File);
+    if no_rates
+        && (s.layer_skip_rate != LayerRates::default() || s.mlp_skip_rate != LayerRates::default())
+    {
+        c.fail(
+            "skip.layer_skip_rate / skip.mlp_skip_rate",
+            "set",
+            "only used by the `uniform` and `heavy_hitter` generators",
+        );
+    }
+    if s.source == SkipSource::File && s.rate > 0.0 {
+        c.fail(
+            "skip.rate",
+            s.rate,
+            "has no effect with `source = \"file\"`: the trace says what is skipped",
+        );
     }
     if s.source == SkipSource::None && s.rate > 0.0 {
         c.fail(

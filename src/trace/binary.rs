@@ -55,7 +55,11 @@ fn runs(a: &TokenSet, b: Option<&TokenSet>) -> Vec<(usize, usize)> {
                 Some(last) if last.1 == s => last.1 = e,
                 _ => out.push((s, e)),
             }
-            w = if start + len >= 64 { 0 } else { w & !(((1u64 << len) - 1) << start) };
+            w = if start + len >= 64 {
+                0
+            } else {
+                w & !(((1u64 << len) - 1) << start)
+            };
         }
     }
     out
@@ -99,13 +103,24 @@ impl<W: Write> BinaryTraceWriter<W> {
         let crc = crc32fast::hash(&h);
         h.extend_from_slice(&crc.to_le_bytes());
         w.write_all(&h)?;
-        Ok(BinaryTraceWriter { w, dims, reference: vec![TokenSet::new(0); dims.layers], steps: 0, payload: Vec::new() })
+        Ok(BinaryTraceWriter {
+            w,
+            dims,
+            reference: vec![TokenSet::new(0); dims.layers],
+            steps: 0,
+            payload: Vec::new(),
+        })
     }
 
     pub fn write_step(&mut self, s: &StepSkips) -> Result<()> {
         let expect = self.dims.prefill + self.steps as usize;
         if s.step != expect || s.layers.len() != self.dims.layers {
-            bail!("step {} with {} layers written where step {expect} with {} layers was due", s.step, s.layers.len(), self.dims.layers);
+            bail!(
+                "step {} with {} layers written where step {expect} with {} layers was due",
+                s.step,
+                s.layers.len(),
+                self.dims.layers
+            );
         }
         self.payload.clear();
         for (l, ls) in s.layers.iter().enumerate() {
@@ -140,7 +155,11 @@ impl<W: Write> BinaryTraceWriter<W> {
     /// Writes the end marker; the file is complete only after this.
     pub fn finish(mut self) -> Result<W> {
         if self.steps != self.dims.decode as u64 {
-            bail!("{} steps written, the header says {}", self.steps, self.dims.decode);
+            bail!(
+                "{} steps written, the header says {}",
+                self.steps,
+                self.dims.decode
+            );
         }
         let mut end = vec![TAG_END];
         end.extend_from_slice(&self.steps.to_le_bytes());
@@ -152,7 +171,11 @@ impl<W: Write> BinaryTraceWriter<W> {
 }
 
 /// Writes a whole trace from a source as kvtrace binary v1.
-pub fn write_trace(w: &mut dyn Write, source: &mut dyn TraceSource, provenance: &str) -> Result<()> {
+pub fn write_trace(
+    w: &mut dyn Write,
+    source: &mut dyn TraceSource,
+    provenance: &str,
+) -> Result<()> {
     let d = source.dims();
     let mut bw = BinaryTraceWriter::new(w, d, provenance)?;
     let mut buf = StepSkips::default();
@@ -188,7 +211,10 @@ impl Payload<'_> {
         self.base + self.pos as u64
     }
     fn byte(&mut self) -> std::result::Result<u8, String> {
-        let b = *self.bytes.get(self.pos).ok_or_else(|| format!("byte offset {}: block payload ends early", self.at()))?;
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or_else(|| format!("byte offset {}: block payload ends early", self.at()))?;
         self.pos += 1;
         Ok(b)
     }
@@ -211,8 +237,12 @@ impl Payload<'_> {
 
 impl BinaryTraceReader {
     pub fn open(path: &Path) -> Result<BinaryTraceReader> {
-        let f = File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
-        BinaryTraceReader::new(path.display().to_string(), Box::new(BufReader::with_capacity(1 << 16, f)))
+        let f =
+            File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
+        BinaryTraceReader::new(
+            path.display().to_string(),
+            Box::new(BufReader::with_capacity(1 << 16, f)),
+        )
     }
 
     pub fn new(label: String, r: Box<dyn Read + Send>) -> Result<BinaryTraceReader> {
@@ -220,7 +250,11 @@ impl BinaryTraceReader {
             label,
             r,
             offset: 0,
-            dims: TraceDims { prefill: 0, decode: 0, layers: 0 },
+            dims: TraceDims {
+                prefill: 0,
+                decode: 0,
+                layers: 0,
+            },
             provenance: String::new(),
             reference: Vec::new(),
             next_step: 0,
@@ -237,14 +271,20 @@ impl BinaryTraceReader {
         }
         let reserved = u16::from_le_bytes([fixed[10], fixed[11]]);
         if reserved != 0 {
-            bail!("{}: byte offset 10: reserved field is {reserved}, expected 0", me.label);
+            bail!(
+                "{}: byte offset 10: reserved field is {reserved}, expected 0",
+                me.label
+            );
         }
         let prefill = u64::from_le_bytes(fixed[12..20].try_into().expect("8 bytes"));
         let decode = u64::from_le_bytes(fixed[20..28].try_into().expect("8 bytes"));
         let layers = u32::from_le_bytes(fixed[28..32].try_into().expect("4 bytes"));
         let prov_len = u32::from_le_bytes(fixed[32..36].try_into().expect("4 bytes"));
         if prov_len > MAX_PROVENANCE {
-            bail!("{}: byte offset 32: provenance length {prov_len} exceeds {MAX_PROVENANCE}", me.label);
+            bail!(
+                "{}: byte offset 32: provenance length {prov_len} exceeds {MAX_PROVENANCE}",
+                me.label
+            );
         }
         let mut prov = Vec::new();
         me.read_up_to(&mut prov, prov_len as usize, "provenance")?;
@@ -255,14 +295,22 @@ impl BinaryTraceReader {
         h.update(&fixed);
         h.update(&prov);
         if h.finalize() != u32::from_le_bytes(crc) {
-            bail!("{}: byte offset {crc_at}: header checksum mismatch (corrupted file)", me.label);
+            bail!(
+                "{}: byte offset {crc_at}: header checksum mismatch (corrupted file)",
+                me.label
+            );
         }
         let max = crate::scenario::MAX_POSITIONS;
         if layers == 0 || decode == 0 || prefill.saturating_add(decode) > max || layers > 10_000 {
             bail!("{}: byte offset 12: header dimensions prefill={prefill} decode={decode} layers={layers} are out of range", me.label);
         }
-        me.provenance = String::from_utf8(prov).map_err(|_| anyhow!("{}: byte offset 36: provenance is not UTF-8", me.label))?;
-        me.dims = TraceDims { prefill: prefill as usize, decode: decode as usize, layers: layers as usize };
+        me.provenance = String::from_utf8(prov)
+            .map_err(|_| anyhow!("{}: byte offset 36: provenance is not UTF-8", me.label))?;
+        me.dims = TraceDims {
+            prefill: prefill as usize,
+            decode: decode as usize,
+            layers: layers as usize,
+        };
         me.reference = vec![TokenSet::new(0); me.dims.layers];
         me.next_step = me.dims.prefill;
         Ok(me)
@@ -277,10 +325,20 @@ impl BinaryTraceReader {
         let mut got = 0;
         while got < buf.len() {
             match self.r.read(&mut buf[got..]) {
-                Ok(0) => bail!("{}: byte offset {}: file ends inside the {what} (truncated file)", self.label, self.offset + got as u64),
+                Ok(0) => bail!(
+                    "{}: byte offset {}: file ends inside the {what} (truncated file)",
+                    self.label,
+                    self.offset + got as u64
+                ),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(anyhow!(e).context(format!("{}: read error at byte offset {}", self.label, self.offset + got as u64))),
+                Err(e) => {
+                    return Err(anyhow!(e).context(format!(
+                        "{}: read error at byte offset {}",
+                        self.label,
+                        self.offset + got as u64
+                    )))
+                }
             }
         }
         self.offset += buf.len() as u64;
@@ -294,23 +352,42 @@ impl BinaryTraceReader {
         let got = (&mut self.r)
             .take(len as u64)
             .read_to_end(buf)
-            .with_context(|| format!("{}: read error at byte offset {}", self.label, self.offset))?;
+            .with_context(|| {
+                format!("{}: read error at byte offset {}", self.label, self.offset)
+            })?;
         if got < len {
-            bail!("{}: byte offset {}: file ends inside the {what} (truncated file)", self.label, self.offset + got as u64);
+            bail!(
+                "{}: byte offset {}: file ends inside the {what} (truncated file)",
+                self.label,
+                self.offset + got as u64
+            );
         }
         self.offset += len as u64;
         Ok(())
     }
 
-    fn decode_block(&mut self, payload_at: u64, step: usize, out: &mut StepSkips) -> std::result::Result<(), String> {
+    fn decode_block(
+        &mut self,
+        payload_at: u64,
+        step: usize,
+        out: &mut StepSkips,
+    ) -> std::result::Result<(), String> {
         let block = std::mem::take(&mut self.block);
-        let mut p = Payload { bytes: &block, pos: 0, base: payload_at };
+        let mut p = Payload {
+            bytes: &block,
+            pos: 0,
+            base: payload_at,
+        };
         let result = (|| {
             for l in 0..self.dims.layers {
                 let flag_at = p.at();
                 let flags = p.byte()?;
-                if flags & !(FLAG_LAYER | FLAG_MLP | FLAG_DELTA) != 0 || (flags & FLAG_LAYER != 0 && flags != FLAG_LAYER) {
-                    return Err(format!("byte offset {flag_at}: invalid flags 0x{flags:02x} for layer {l}"));
+                if flags & !(FLAG_LAYER | FLAG_MLP | FLAG_DELTA) != 0
+                    || (flags & FLAG_LAYER != 0 && flags != FLAG_LAYER)
+                {
+                    return Err(format!(
+                        "byte offset {flag_at}: invalid flags 0x{flags:02x} for layer {l}"
+                    ));
                 }
                 let ls = &mut out.layers[l];
                 if flags & FLAG_LAYER != 0 {
@@ -321,7 +398,9 @@ impl BinaryTraceReader {
                 let count_at = p.at();
                 let nruns = p.varint()?;
                 if nruns > step as u64 {
-                    return Err(format!("byte offset {count_at}: {nruns} runs cannot fit in {step} positions"));
+                    return Err(format!(
+                        "byte offset {count_at}: {nruns} runs cannot fit in {step} positions"
+                    ));
                 }
                 if flags & FLAG_DELTA != 0 {
                     ls.tokens.clone_from(&self.reference[l]);
@@ -347,7 +426,11 @@ impl BinaryTraceReader {
                 self.reference[l].clone_from(&ls.tokens);
             }
             if p.pos != p.bytes.len() {
-                return Err(format!("byte offset {}: {} bytes left over at the end of the block", p.at(), p.bytes.len() - p.pos));
+                return Err(format!(
+                    "byte offset {}: {} bytes left over at the end of the block",
+                    p.at(),
+                    p.bytes.len() - p.pos
+                ));
             }
             Ok(())
         })();
@@ -372,16 +455,32 @@ impl TraceSource for BinaryTraceReader {
         let mut head = [0u8; 13];
         self.read_exact(&mut head, "block header")?;
         if head[0] != TAG_BLOCK {
-            let what = if head[0] == TAG_END { "end marker before the last step" } else { "not a block tag" };
-            bail!("{}: byte offset {block_at}: {what} (0x{:02x}) where step {n} was due", self.label, head[0]);
+            let what = if head[0] == TAG_END {
+                "end marker before the last step"
+            } else {
+                "not a block tag"
+            };
+            bail!(
+                "{}: byte offset {block_at}: {what} (0x{:02x}) where step {n} was due",
+                self.label,
+                head[0]
+            );
         }
         let step = u64::from_le_bytes(head[1..9].try_into().expect("8 bytes"));
         if step != n as u64 {
-            bail!("{}: byte offset {}: block for step {step} where step {n} was due", self.label, block_at + 1);
+            bail!(
+                "{}: byte offset {}: block for step {step} where step {n} was due",
+                self.label,
+                block_at + 1
+            );
         }
         let len = u32::from_le_bytes(head[9..13].try_into().expect("4 bytes"));
         if len > MAX_PAYLOAD {
-            bail!("{}: byte offset {}: block length {len} exceeds {MAX_PAYLOAD}", self.label, block_at + 9);
+            bail!(
+                "{}: byte offset {}: block length {len} exceeds {MAX_PAYLOAD}",
+                self.label,
+                block_at + 9
+            );
         }
         let payload_at = self.offset;
         let mut block = std::mem::take(&mut self.block);
@@ -397,7 +496,8 @@ impl TraceSource for BinaryTraceReader {
         if h.finalize() != u32::from_le_bytes(crc) {
             bail!("{}: byte offset {crc_at}: checksum mismatch in the block of step {n} (corrupted file)", self.label);
         }
-        self.decode_block(payload_at, n, out).map_err(|e| anyhow!("{}: {e}", self.label))?;
+        self.decode_block(payload_at, n, out)
+            .map_err(|e| anyhow!("{}: {e}", self.label))?;
         self.next_step += 1;
         if self.next_step == self.dims.prefill + self.dims.decode {
             self.read_end()?;
@@ -412,7 +512,11 @@ impl BinaryTraceReader {
         let mut end = [0u8; 13];
         self.read_exact(&mut end, "end marker")?;
         if end[0] != TAG_END {
-            bail!("{}: byte offset {at}: expected the end marker after the last step, found 0x{:02x}", self.label, end[0]);
+            bail!(
+                "{}: byte offset {at}: expected the end marker after the last step, found 0x{:02x}",
+                self.label,
+                end[0]
+            );
         }
         let steps = u64::from_le_bytes(end[1..9].try_into().expect("8 bytes"));
         let crc = u32::from_le_bytes(end[9..13].try_into().expect("4 bytes"));
@@ -422,14 +526,19 @@ impl BinaryTraceReader {
         let mut extra = [0u8; 1];
         match self.r.read(&mut extra) {
             Ok(0) => Ok(()),
-            _ => bail!("{}: byte offset {}: data after the end marker", self.label, self.offset),
+            _ => bail!(
+                "{}: byte offset {}: data after the end marker",
+                self.label,
+                self.offset
+            ),
         }
     }
 }
 
 /// Whether a file starts with the binary magic.
 pub fn is_binary(path: &Path) -> Result<bool> {
-    let mut f = File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
+    let mut f =
+        File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
     let mut m = [0u8; 8];
     let mut got = 0;
     while got < 8 {

@@ -10,6 +10,7 @@
 
 pub mod binary;
 pub mod generate;
+pub mod scale;
 pub mod stats;
 pub mod text;
 
@@ -118,9 +119,12 @@ pub fn open_direct(scenario: &Scenario) -> Result<Box<dyn TraceSource>> {
                 .expect("validated: file source has a path");
             let reader = open_file(&path)?;
             let (want, got) = (TraceDims::of(scenario), reader.dims());
+            if scenario.file.skip.scale {
+                return Ok(Box::new(scale::ScaledSource::new(reader, want)?));
+            }
             if want != got {
                 bail!(
-                    "{}: trace is for {got} but scenario {} has {want}",
+                    "{}: trace is for {got} but scenario {} has {want} (set `skip.scale = true` to replay it scaled)",
                     path.display(),
                     scenario.name
                 );
@@ -150,7 +154,12 @@ impl TraceFormat {
 }
 
 /// Writes a whole trace to `path` (atomically) in `format` (default: by file name).
-pub fn write_file(path: &std::path::Path, format: Option<TraceFormat>, source: &mut dyn TraceSource, provenance: &str) -> Result<()> {
+pub fn write_file(
+    path: &std::path::Path,
+    format: Option<TraceFormat>,
+    source: &mut dyn TraceSource,
+    provenance: &str,
+) -> Result<()> {
     let format = format.unwrap_or_else(|| TraceFormat::for_path(path));
     crate::output::write_atomic(path, |w| match format {
         TraceFormat::Text => text::write_trace(w, source, provenance),

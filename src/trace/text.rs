@@ -123,7 +123,8 @@ impl TextTraceReader {
             let t = text.trim();
             if let Some(c) = t.strip_prefix('#') {
                 if !self.seen_data {
-                    self.provenance.push(c.strip_prefix(' ').unwrap_or(c).to_string());
+                    self.provenance
+                        .push(c.strip_prefix(' ').unwrap_or(c).to_string());
                 }
                 continue;
             }
@@ -344,7 +345,11 @@ pub fn write_step(w: &mut (impl Write + ?Sized), s: &StepSkips) -> std::io::Resu
 }
 
 /// Writes a whole trace from a source; `provenance` goes into `#` comment lines.
-pub fn write_trace(w: &mut (impl Write + ?Sized), source: &mut dyn TraceSource, provenance: &str) -> Result<()> {
+pub fn write_trace(
+    w: &mut (impl Write + ?Sized),
+    source: &mut dyn TraceSource,
+    provenance: &str,
+) -> Result<()> {
     let d = source.dims();
     write_header(w, &d)?;
     for line in provenance.lines() {
