@@ -11,6 +11,7 @@ pub mod output;
 pub mod results;
 pub mod rng;
 pub mod scenario;
+pub mod sweep;
 pub mod tokenset;
 pub mod trace;
 

@@ -1,0 +1,315 @@
+//! Sweeps: scenario variants made by setting dotted keys (`memory.hierarchy`,
+//! `initial.weights_on_hbm`, `policy.params.k`) to lists or ranges of values, and their
+//! cartesian product.
+//!
+//! Every point is built and validated before anything runs, so an unknown key or a value of the
+//! wrong type is reported at once, naming the `--vary` argument.
+//!
+//! Not here: running points or printing them (the caller pairs points with policies).
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::scenario::{Scenario, ScenarioFile};
+
+/// One `--vary KEY=V1,V2,...` argument.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vary {
+    pub key: String,
+    pub values: Vec<toml::Value>,
+}
+
+/// Formats a value as a user would type it (strings bare).
+pub fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl fmt::Display for Vary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vals: Vec<String> = self.values.iter().map(value_text).collect();
+        write!(f, "{}={}", self.key, vals.join(","))
+    }
+}
+
+/// Reads one value: a TOML literal (`0.5`, `true`, `"x"`, `[1, 2]`) or, failing that, a bare
+/// string (`inclusive`).
+fn parse_value(s: &str) -> toml::Value {
+    let s = s.trim();
+    toml::from_str::<toml::Table>(&format!("v = {s}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(s.to_string()))
+}
+
+/// Rounds away binary noise from range steps (0.1 + 0.2 -> 0.3) at 12 significant digits.
+fn tidy(x: f64) -> f64 {
+    if x == 0.0 {
+        return 0.0;
+    }
+    let digits = 12 - x.abs().log10().ceil() as i32;
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+/// `a..b:step`, both ends included (within a millionth of a step).
+fn parse_range(s: &str) -> Option<Result<Vec<toml::Value>>> {
+    let (range, step) = s.split_once(':')?;
+    let (a, b) = range.split_once("..")?;
+    let ints = [a, b, step].iter().all(|x| x.trim().parse::<i64>().is_ok());
+    let parse = |x: &str| {
+        x.trim()
+            .parse::<f64>()
+            .map_err(|_| anyhow!("range {s:?}: {x:?} is not a number"))
+    };
+    Some((|| {
+        let (a, b, step) = (parse(a)?, parse(b)?, parse(step)?);
+        if !(step > 0.0) || b < a {
+            bail!("range {s:?} needs a <= b and a step > 0");
+        }
+        let n = ((b - a) / step + 1e-6).floor() as usize + 1;
+        if n > 100_000 {
+            bail!("range {s:?} has {n} values (at most 100000)");
+        }
+        Ok((0..n)
+            .map(|i| {
+                let x = a + i as f64 * step;
+                if ints {
+                    toml::Value::Integer(x.round() as i64)
+                } else {
+                    toml::Value::Float(tidy(x))
+                }
+            })
+            .collect())
+    })())
+}
+
+/// Parses `KEY=V1,V2,...` or `KEY=a..b:step`.
+pub fn parse_vary(spec: &str) -> Result<Vary> {
+    let (key, vals) = spec
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--vary {spec:?}: expected KEY=V1,V2,... or KEY=a..b:step"))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        bail!("--vary {spec:?}: {key:?} is not a dotted key such as `memory.hierarchy`");
+    }
+    let values = match parse_range(vals) {
+        Some(r) => r.with_context(|| format!("--vary {spec:?}"))?,
+        None => split_top_level(vals)
+            .iter()
+            .map(|v| parse_value(v))
+            .collect(),
+    };
+    if values.is_empty() {
+        bail!("--vary {spec:?}: no values");
+    }
+    Ok(Vary {
+        key: key.to_string(),
+        values,
+    })
+}
+
+/// Splits on commas outside brackets and quotes, so `[1,2],[3,4]` gives two values.
+fn split_top_level(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth, mut quote) = (Vec::new(), String::new(), 0i32, None);
+    for c in s.chars() {
+        match (c, quote) {
+            ('"' | '\'', None) => quote = Some(c),
+            (q, Some(open)) if q == open => quote = None,
+            ('[' | '{', None) => depth += 1,
+            (']' | '}', None) => depth -= 1,
+            (',', None) if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() || !out.is_empty() {
+        out.push(cur);
+    }
+    out.into_iter().filter(|v| !v.trim().is_empty()).collect()
+}
+
+/// Sets `key` (dotted) in `table` to `value`, creating tables on the way.
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+    let mut parts = key.split('.').peekable();
+    let mut t = table;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            t.insert(part.to_string(), value);
+            return Ok(());
+        }
+        let entry = t
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("`{part}` in `{key}` is a value, not a section"))?;
+    }
+    Ok(())
+}
+
+/// One point of a sweep: the values it sets and the scenario they give.
+#[derive(Clone, Debug)]
+pub struct Point {
+    pub assignments: Vec<(String, toml::Value)>,
+    pub scenario: Scenario,
+}
+
+impl Point {
+    /// `key=value` pairs, for labels and result files.
+    pub fn label(&self) -> String {
+        self.assignments
+            .iter()
+            .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Every combination of the varied values (the first `--vary` changes slowest), each validated.
+pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
+    let text = std::fs::read_to_string(base)
+        .with_context(|| format!("cannot read scenario {}", base.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow!("{}: {}", base.display(), e.message()))?;
+    // The base itself must be valid, with its own line-numbered errors.
+    Scenario::from_toml(&text, Some(base))?;
+    let mut keys = std::collections::HashSet::new();
+    for v in varies {
+        if !keys.insert(v.key.as_str()) {
+            bail!("--vary {}: the key is varied twice", v.key);
+        }
+    }
+    let total: usize = varies.iter().map(|v| v.values.len()).product();
+    if total > 1_000_000 {
+        bail!("the sweep has {total} points (at most 1000000)");
+    }
+    let mut points = Vec::with_capacity(total);
+    for i in 0..total {
+        let mut rest = i;
+        let mut assignments = Vec::with_capacity(varies.len());
+        for v in varies.iter().rev() {
+            assignments.push((v.key.clone(), v.values[rest % v.values.len()].clone()));
+            rest /= v.values.len();
+        }
+        assignments.reverse();
+        let mut t = table.clone();
+        for (k, val) in &assignments {
+            set_path(&mut t, k, val.clone())
+                .with_context(|| format!("--vary {k}={}", value_text(val)))?;
+        }
+        let file: ScenarioFile = toml::Value::Table(t)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow!("{}: {}", describe(&assignments), e.message()))?;
+        let scenario = Scenario::from_file(file, Some(base))
+            .map_err(|e| anyhow!("{}: {e:#}", describe(&assignments)))?;
+        points.push(Point {
+            assignments,
+            scenario,
+        });
+    }
+    Ok(points)
+}
+
+fn describe(a: &[(String, toml::Value)]) -> String {
+    let parts: Vec<String> = a
+        .iter()
+        .map(|(k, v)| format!("{k}={}", value_text(v)))
+        .collect();
+    format!("--vary {}", parts.join(" --vary "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_include_both_ends_without_float_noise() {
+        let v = parse_vary("initial.weights_on_hbm=0.5..1.0:0.1").unwrap();
+        let xs: Vec<f64> = v.values.iter().map(|x| x.as_float().unwrap()).collect();
+        assert_eq!(xs, vec![0.5, 0.6, 0.7, 0.8, 0.9, 1.0]);
+        let v = parse_vary("workload.batch=1..16:5").unwrap();
+        assert_eq!(v.values, vec![1.into(), 6.into(), 11.into(), 16.into()]);
+    }
+
+    #[test]
+    fn lists_take_toml_literals_and_bare_words() {
+        let v = parse_vary("memory.hierarchy=inclusive,exclusive").unwrap();
+        assert_eq!(
+            v.values,
+            vec![
+                toml::Value::from("inclusive"),
+                toml::Value::from("exclusive")
+            ]
+        );
+        let v = parse_vary("skip.layer_skip_rate=[0.1,0.2],0.3").unwrap();
+        assert_eq!(v.values.len(), 2);
+        assert!(v.values[0].is_array());
+        assert!(parse_vary("nokey").is_err());
+        assert!(parse_vary("a..b=1").is_err());
+    }
+
+    fn tiny() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/tiny.toml")
+    }
+
+    #[test]
+    fn expand_builds_the_cartesian_product_first_key_slowest() {
+        let v = [
+            parse_vary("memory.hierarchy=inclusive,exclusive").unwrap(),
+            parse_vary("initial.weights_on_hbm=0.5,1").unwrap(),
+        ];
+        let pts = expand(&tiny(), &v).unwrap();
+        let labels: Vec<String> = pts.iter().map(Point::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "memory.hierarchy=inclusive initial.weights_on_hbm=0.5",
+                "memory.hierarchy=inclusive initial.weights_on_hbm=1",
+                "memory.hierarchy=exclusive initial.weights_on_hbm=0.5",
+                "memory.hierarchy=exclusive initial.weights_on_hbm=1"
+            ]
+        );
+        // weights_on_hbm = 0.5: floor(200 * 0.5) + floor(400 * 0.5) per layer, 2 layers.
+        assert_eq!(pts[0].scenario.sizes.weights_on_hbm_bytes, 600);
+        assert_eq!(
+            pts[0].scenario.file.memory.hierarchy,
+            crate::scenario::Hierarchy::Inclusive
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_fail_before_running() {
+        let e = expand(&tiny(), &[parse_vary("memory.hirarchy=inclusive").unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--vary memory.hirarchy=inclusive")
+                && e.contains("unknown field `hirarchy`"),
+            "{e}"
+        );
+        let e = expand(&tiny(), &[parse_vary("workload.batch=1,abc").unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--vary workload.batch=abc") && e.contains("invalid type"),
+            "{e}"
+        );
+        let e = expand(
+            &tiny(),
+            &[parse_vary("initial.weights_on_hbm=1.5").unwrap()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`initial.weights_on_hbm` = 1.5"), "{e}");
+        // policy.params.* takes any name.
+        assert!(expand(&tiny(), &[parse_vary("policy.params.k=1,2").unwrap()]).is_ok());
+    }
+}
