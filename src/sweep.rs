@@ -68,7 +68,7 @@ fn parse_range(s: &str) -> Option<Result<Vec<toml::Value>>> {
     };
     Some((|| {
         let (a, b, step) = (parse(a)?, parse(b)?, parse(step)?);
-        if !(step > 0.0) || b < a {
+        if step.is_nan() || step <= 0.0 || b < a {
             bail!("range {s:?} needs a <= b and a step > 0");
         }
         let n = ((b - a) / step + 1e-6).floor() as usize + 1;
