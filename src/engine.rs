@@ -126,16 +126,7 @@ impl Sim {
         set: &TokenSet,
         cap_bytes: Option<u64>,
     ) -> Result<u64> {
-        let range = self.check_layer(layers)?;
-        let k = self.memory.entry_bytes();
-        let mut cap = cap_bytes.map_or(u64::MAX, |b| b / k);
-        let mut moved = 0;
-        for l in range {
-            let m = self.memory.promote(l, set, cap, &mut self.moves);
-            cap -= m;
-            moved += m;
-        }
-        Ok(moved * k)
+        self.move_entries(layers, set, cap_bytes, Tier::Hbm)
     }
 
     /// Moves the HBM entries of `set` to EXT at the given layers, oldest first, at most
@@ -146,14 +137,28 @@ impl Sim {
         set: &TokenSet,
         cap_bytes: Option<u64>,
     ) -> Result<u64> {
+        self.move_entries(layers, set, cap_bytes, Tier::Ext)
+    }
+
+    /// Layers are taken in order 0..L with one cap (in whole entries) for the whole call.
+    fn move_entries(
+        &mut self,
+        layers: Layers,
+        set: &TokenSet,
+        cap_bytes: Option<u64>,
+        to: Tier,
+    ) -> Result<u64> {
         let range = self.check_layer(layers)?;
         let k = self.memory.entry_bytes();
         let mut cap = cap_bytes.map_or(u64::MAX, |b| b / k);
         let mut moved = 0;
         for l in range {
-            let m = self
-                .memory
-                .demote(l, set, cap, Order::OldestFirst, &mut self.moves);
+            let m = match to {
+                Tier::Hbm => self.memory.promote(l, set, cap, &mut self.moves),
+                Tier::Ext => self
+                    .memory
+                    .demote(l, set, cap, Order::OldestFirst, &mut self.moves),
+            };
             cap -= m;
             moved += m;
         }

@@ -98,30 +98,12 @@ impl TokenSet {
 
     /// Adds every position in `start..end` (clamped to the capacity).
     pub fn insert_range(&mut self, start: usize, end: usize) {
-        let end = end.min(self.capacity);
-        if start >= end {
-            return;
-        }
-        let (first, last) = (start / 64, (end - 1) / 64);
-        for w in first..=last {
-            let lo = if w == first { start % 64 } else { 0 };
-            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
-            self.words[w] |= mask_bits(lo, hi);
-        }
+        self.for_range_words(start, end, |w, m| *w |= m);
     }
 
     /// Flips every position in `start..end` (clamped to the capacity).
     pub fn toggle_range(&mut self, start: usize, end: usize) {
-        let end = end.min(self.capacity);
-        if start >= end {
-            return;
-        }
-        let (first, last) = (start / 64, (end - 1) / 64);
-        for w in first..=last {
-            let lo = if w == first { start % 64 } else { 0 };
-            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
-            self.words[w] ^= mask_bits(lo, hi);
-        }
+        self.for_range_words(start, end, |w, m| *w ^= m);
     }
 
     /// Changes the capacity keeping the positions below the new one.
@@ -133,16 +115,7 @@ impl TokenSet {
 
     /// Removes every position in `start..end` (clamped to the capacity).
     pub fn remove_range(&mut self, start: usize, end: usize) {
-        let end = end.min(self.capacity);
-        if start >= end {
-            return;
-        }
-        let (first, last) = (start / 64, (end - 1) / 64);
-        for w in first..=last {
-            let lo = if w == first { start % 64 } else { 0 };
-            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
-            self.words[w] &= !mask_bits(lo, hi);
-        }
+        self.for_range_words(start, end, |w, m| *w &= !m);
     }
 
     /// Number of positions in the set.
@@ -207,14 +180,13 @@ impl TokenSet {
 
     /// Iterates positions in decreasing order (newest first).
     pub fn iter_rev(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words
-            .iter()
-            .enumerate()
-            .rev()
-            .flat_map(|(i, &w)| BitIterRev {
+        self.words.iter().enumerate().rev().flat_map(|(i, &w)| {
+            BitIter {
                 word: w,
                 base: i * 64,
-            })
+            }
+            .rev()
+        })
     }
 
     /// Maximal runs of consecutive positions as half-open ranges, in increasing order.
@@ -237,6 +209,21 @@ impl TokenSet {
             out.push((s, last + 1));
         }
         out
+    }
+
+    /// Calls `f(word, mask)` for each word overlapping `start..end` (clamped to the capacity),
+    /// with the mask of the range's bits in that word.
+    fn for_range_words(&mut self, start: usize, end: usize, f: impl Fn(&mut u64, u64)) {
+        let end = end.min(self.capacity);
+        if start >= end {
+            return;
+        }
+        let (first, last) = (start / 64, (end - 1) / 64);
+        for w in first..=last {
+            let lo = if w == first { start % 64 } else { 0 };
+            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
+            f(&mut self.words[w], mask_bits(lo, hi));
+        }
     }
 
     /// Clears bits at or past the capacity (after raw word writes).
@@ -276,24 +263,6 @@ impl Iterator for BitIter {
 
 impl DoubleEndedIterator for BitIter {
     fn next_back(&mut self) -> Option<usize> {
-        if self.word == 0 {
-            return None;
-        }
-        let hi = 63 - self.word.leading_zeros() as usize;
-        self.word &= !(1u64 << hi);
-        Some(self.base + hi)
-    }
-}
-
-struct BitIterRev {
-    word: u64,
-    base: usize,
-}
-
-impl Iterator for BitIterRev {
-    type Item = usize;
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
         if self.word == 0 {
             return None;
         }

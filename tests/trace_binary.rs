@@ -35,16 +35,6 @@ fn sized(source: SkipSource, page: u64, prefill: u64, decode: u64) -> Scenario {
     build(f)
 }
 
-fn collect(src: &mut dyn TraceSource) -> Vec<StepSkips> {
-    (0..src.dims().decode)
-        .map(|_| {
-            let mut s = StepSkips::default();
-            src.next_step(&mut s).unwrap();
-            s
-        })
-        .collect()
-}
-
 fn to_binary(sc: &Scenario) -> Vec<u8> {
     let mut out = Vec::new();
     binary::write_trace(&mut out, trace::open(sc).unwrap().as_mut(), "unit test").unwrap();

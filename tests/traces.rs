@@ -6,7 +6,7 @@ mod common;
 use assert_cmd::Command;
 use common::*;
 use kvtier::scenario::{LayerRates, Scenario, SkipSource};
-use kvtier::trace::{self, stats, text, StepSkips, TraceSource};
+use kvtier::trace::{self, stats, text};
 
 fn mid(source: SkipSource, rate: f64) -> Scenario {
     let mut f = tiny_file();
@@ -19,16 +19,6 @@ fn mid(source: SkipSource, rate: f64) -> Scenario {
     f.skip.rate = rate;
     f.seed = 11;
     build(f)
-}
-
-fn collect(src: &mut dyn TraceSource) -> Vec<StepSkips> {
-    (0..src.dims().decode)
-        .map(|_| {
-            let mut s = StepSkips::default();
-            src.next_step(&mut s).unwrap();
-            s
-        })
-        .collect()
 }
 
 #[test]

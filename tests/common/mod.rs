@@ -122,3 +122,14 @@ impl TraceSource for VecSource {
         Ok(())
     }
 }
+
+/// Every step of a source.
+pub fn collect(src: &mut dyn TraceSource) -> Vec<kvtier::trace::StepSkips> {
+    (0..src.dims().decode)
+        .map(|_| {
+            let mut s = kvtier::trace::StepSkips::default();
+            src.next_step(&mut s).unwrap();
+            s
+        })
+        .collect()
+}
