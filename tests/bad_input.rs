@@ -181,5 +181,11 @@ fn a_good_run_writes_the_csv_with_spec_columns() {
     assert_eq!(lines.next().unwrap(), "4,0,attn,600,0,700,0,0,0,0,7,1");
     // 3 steps x 2 layers x 2 sublayers.
     assert_eq!(text.lines().count(), 1 + 12);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&csv).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "a result file is not private like its temporary file");
+    }
     assert!(Path::new(&csv).exists());
 }
