@@ -185,7 +185,10 @@ fn a_good_run_writes_the_csv_with_spec_columns() {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&csv).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644, "a result file is not private like its temporary file");
+        assert_eq!(
+            mode, 0o644,
+            "a result file is not private like its temporary file"
+        );
     }
     assert!(Path::new(&csv).exists());
 }

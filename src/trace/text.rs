@@ -193,12 +193,22 @@ fn parse_header(h: &str) -> std::result::Result<TraceDims, String> {
         }
     }
     match vals {
-        [Some(prefill), Some(decode), Some(layers)] if decode > 0 && layers > 0 => Ok(TraceDims {
-            prefill,
-            decode,
-            layers,
-        }),
-        [Some(_), Some(_), Some(_)] => Err("header needs decode >= 1 and layers >= 1".into()),
+        [Some(prefill), Some(decode), Some(layers)]
+            if decode > 0
+                && (1..=10_000).contains(&layers)
+                && (prefill as u64).saturating_add(decode as u64)
+                    <= crate::scenario::MAX_POSITIONS =>
+        {
+            Ok(TraceDims {
+                prefill,
+                decode,
+                layers,
+            })
+        }
+        [Some(_), Some(_), Some(_)] => Err(format!(
+            "header dimensions out of range: need decode >= 1, layers in 1..=10000 and prefill + decode <= {}",
+            crate::scenario::MAX_POSITIONS
+        )),
         _ => Err("header needs prefill=, decode= and layers=".into()),
     }
 }
@@ -417,6 +427,11 @@ mod tests {
                 "\u{1}\u{2}garbage\n".to_string(),
                 ":1:",
                 "not a kvtrace file",
+            ),
+            (
+                "kvtrace 1 prefill=70 decode=6 layers=3333333333333\n".to_string(),
+                ":1:",
+                "out of range",
             ),
         ];
         for (text, at, what) in cases {
