@@ -694,6 +694,24 @@ impl Check {
 
 /// Largest run we accept: positions and steps are kept in memory as bitsets per layer.
 pub const MAX_POSITIONS: u64 = 1 << 26;
+/// Largest `layers * positions`: one step of a trace holds that many bits (512 MiB).
+pub const MAX_LAYER_POSITIONS: u64 = 1 << 32;
+
+/// Whether run dimensions fit the limits above (shared by scenarios and trace readers).
+pub fn check_dims(prefill: u64, decode: u64, layers: u64) -> std::result::Result<(), String> {
+    let positions = prefill.saturating_add(decode);
+    if decode == 0 || !(1..=10_000).contains(&layers) {
+        return Err(format!(
+            "decode = {decode}, layers = {layers}: need decode >= 1 and layers in 1..=10000"
+        ));
+    }
+    if positions > MAX_POSITIONS || positions.saturating_mul(layers) > MAX_LAYER_POSITIONS {
+        return Err(format!(
+            "prefill + decode = {positions} positions x {layers} layers: at most {MAX_POSITIONS} positions and {MAX_LAYER_POSITIONS} layer-positions"
+        ));
+    }
+    Ok(())
+}
 
 fn validate(f: &ScenarioFile) -> Result<Sizes> {
     let mut c = Check(Vec::new());
@@ -766,12 +784,14 @@ fn validate(f: &ScenarioFile) -> Result<Sizes> {
     if w.batch == 0 || w.batch > 1 << 20 {
         c.fail("workload.batch", w.batch, "must be in 1..=1048576");
     }
-    if w.prefill.saturating_add(w.decode) > MAX_POSITIONS {
-        c.fail(
-            "workload.prefill + workload.decode",
-            w.prefill.saturating_add(w.decode),
-            &format!("must be <= {MAX_POSITIONS} positions"),
-        );
+    if m.layers > 0 && w.decode > 0 {
+        if let Err(e) = check_dims(w.prefill, w.decode, m.layers) {
+            c.fail(
+                "workload.prefill + workload.decode",
+                w.prefill.saturating_add(w.decode),
+                &e,
+            );
+        }
     }
     c.positive_bw("hbm.bandwidth", f.hbm.bandwidth.0);
     c.positive_bw("ext.link_bandwidth", f.ext.link_bandwidth.0);

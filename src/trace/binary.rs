@@ -300,9 +300,11 @@ impl BinaryTraceReader {
                 me.label
             );
         }
-        let max = crate::scenario::MAX_POSITIONS;
-        if layers == 0 || decode == 0 || prefill.saturating_add(decode) > max || layers > 10_000 {
-            bail!("{}: byte offset 12: header dimensions prefill={prefill} decode={decode} layers={layers} are out of range", me.label);
+        if let Err(e) = crate::scenario::check_dims(prefill, decode, layers as u64) {
+            bail!(
+                "{}: byte offset 12: header dimensions out of range: {e}",
+                me.label
+            );
         }
         me.provenance = String::from_utf8(prov)
             .map_err(|_| anyhow!("{}: byte offset 36: provenance is not UTF-8", me.label))?;

@@ -193,22 +193,15 @@ fn parse_header(h: &str) -> std::result::Result<TraceDims, String> {
         }
     }
     match vals {
-        [Some(prefill), Some(decode), Some(layers)]
-            if decode > 0
-                && (1..=10_000).contains(&layers)
-                && (prefill as u64).saturating_add(decode as u64)
-                    <= crate::scenario::MAX_POSITIONS =>
-        {
+        [Some(prefill), Some(decode), Some(layers)] => {
+            crate::scenario::check_dims(prefill as u64, decode as u64, layers as u64)
+                .map_err(|e| format!("header dimensions out of range: {e}"))?;
             Ok(TraceDims {
                 prefill,
                 decode,
                 layers,
             })
         }
-        [Some(_), Some(_), Some(_)] => Err(format!(
-            "header dimensions out of range: need decode >= 1, layers in 1..=10000 and prefill + decode <= {}",
-            crate::scenario::MAX_POSITIONS
-        )),
         _ => Err("header needs prefill=, decode= and layers=".into()),
     }
 }
