@@ -81,6 +81,16 @@ def rope_tables(head_dim, max_pos, base):
     return np.cos(ang).astype(F32), np.sin(ang).astype(F32)
 
 
+def apply_rope_half(x, cos, sin):
+    """Rotate-half RoPE (HF's pairing (x[i], x[i+d/2])): WRONG for GGUF weights, kept only so
+    `checks.py --rope half` can show what the wrong convention does to perplexity."""
+    h = x.shape[-1] // 2
+    x0, x1 = x[..., :h], x[..., h:]
+    c = cos[:, None, :]
+    s = sin[:, None, :]
+    return np.concatenate([x0 * c - x1 * s, x0 * s + x1 * c], axis=-1)
+
+
 def apply_rope(x, cos, sin):
     """Interleaved ("GPT-J"/GGML normal mode) RoPE: rotates pairs (x[2i], x[2i+1]).
 
@@ -101,7 +111,7 @@ def apply_rope(x, cos, sin):
 class SmolLM:
     """Llama-architecture forward pass (RMSNorm, GQA attention with RoPE, SwiGLU), float32."""
 
-    def __init__(self, path=None, max_len=8192):
+    def __init__(self, path=None, max_len=8192, rope="interleaved"):
         import gguf
         from gguf.quants import dequantize
 
@@ -149,6 +159,7 @@ class SmolLM:
             )
         self.cos, self.sin = rope_tables(self.head_dim, self.max_len, self.rope_base)
         self.scale = F32(1.0 / np.sqrt(self.head_dim))
+        self.rope = {"interleaved": apply_rope, "half": apply_rope_half}[rope]
         self.reset()
 
     def reset(self):
@@ -183,8 +194,8 @@ class SmolLM:
             q = qkv[:, : H * D].reshape(n, H, D)
             k = qkv[:, H * D : (H + KV) * D].reshape(n, KV, D)
             v = qkv[:, (H + KV) * D :].reshape(n, KV, D)
-            q = apply_rope(q, cos, sin)
-            k = apply_rope(k, cos, sin)
+            q = self.rope(q, cos, sin)
+            k = self.rope(k, cos, sin)
             self.k_cache[li, :, s0:end] = k.transpose(1, 0, 2)
             self.v_cache[li, :, s0:end] = v.transpose(1, 0, 2)
             K = self.k_cache[li, :, :end]  # (KV, end, D)
