@@ -379,82 +379,99 @@ impl Default for LayerRates {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Named sets of heavy-hitter defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipProfile {
+    /// The generator's own defaults (sinks 4, recent 64, pages of 16, keep 0.7, 2 dense layers).
+    Default,
+    /// Fitted to traces recorded from SmolLM2-135M under a 90%-attention-mass rule (see
+    /// docs/traces.md): sinks 1, recent 48, per-position selection, keep 0.3, 1 dense layer, and
+    /// a default rate of 0.65.
+    Calibrated,
+}
+
+/// The `[skip]` section, with every default resolved (a profile's, then the generator's).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "SkipRaw")]
 pub struct SkipSection {
-    #[serde(default = "default_skip_source")]
     pub source: SkipSource,
+    pub profile: SkipProfile,
     /// Mean share of past positions skipped by attention (uniform, heavy_hitter).
-    #[serde(default)]
     pub rate: f64,
     /// Trace file for `source = "file"`, relative to the scenario file.
-    #[serde(default)]
     pub file: Option<PathBuf>,
     /// Replay a trace file of other dimensions scaled to the scenario (see `trace::scale`).
-    #[serde(default)]
     pub scale: bool,
     /// Probability that a whole layer is skipped at a step.
-    #[serde(default)]
     pub layer_skip_rate: LayerRates,
     /// Probability that only the MLP sublayer is skipped at a step.
-    #[serde(default)]
     pub mlp_skip_rate: LayerRates,
-    #[serde(default = "default_sinks")]
     pub sinks: u64,
-    #[serde(default = "default_recent")]
     pub recent: u64,
-    #[serde(default = "default_page")]
     pub page: u64,
     /// Share of the important (read) set kept from one step to the next.
-    #[serde(default = "default_keep")]
     pub keep: f64,
     /// Leading layers never skipped (tokens, layers or MLP).
-    #[serde(default = "default_dense_layers")]
     pub dense_layers: u64,
     /// How much the per-layer skipped share grows with depth: the shallowest sparse layer gets
     /// `mean * (1 - depth_spread)`, the deepest `mean * (1 + depth_spread)`.
-    #[serde(default = "default_depth_spread")]
     pub depth_spread: f64,
 }
 
-fn default_skip_source() -> SkipSource {
-    SkipSource::None
+/// `[skip]` as written: what is absent comes from the profile, then the generator's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkipRaw {
+    source: Option<SkipSource>,
+    profile: Option<SkipProfile>,
+    rate: Option<f64>,
+    file: Option<PathBuf>,
+    scale: Option<bool>,
+    layer_skip_rate: Option<LayerRates>,
+    mlp_skip_rate: Option<LayerRates>,
+    sinks: Option<u64>,
+    recent: Option<u64>,
+    page: Option<u64>,
+    keep: Option<f64>,
+    dense_layers: Option<u64>,
+    depth_spread: Option<f64>,
 }
-fn default_sinks() -> u64 {
-    4
-}
-fn default_recent() -> u64 {
-    64
-}
-fn default_page() -> u64 {
-    16
-}
-fn default_keep() -> f64 {
-    0.7
-}
-fn default_dense_layers() -> u64 {
-    2
-}
-fn default_depth_spread() -> f64 {
-    0.5
+
+impl TryFrom<SkipRaw> for SkipSection {
+    type Error = String;
+    fn try_from(r: SkipRaw) -> Result<SkipSection, String> {
+        let profile = r.profile.unwrap_or(SkipProfile::Default);
+        let source = r.source.unwrap_or(SkipSource::None);
+        if profile == SkipProfile::Calibrated && source != SkipSource::HeavyHitter {
+            return Err("`profile = \"calibrated\"` shapes the heavy_hitter generator: set `source = \"heavy_hitter\"`".into());
+        }
+        // (sinks, recent, page, keep, dense_layers, depth_spread, rate)
+        let d = match profile {
+            SkipProfile::Default => (4, 64, 16, 0.7, 2, 0.5, 0.0),
+            SkipProfile::Calibrated => (1, 48, 1, 0.3, 1, 0.5, 0.65),
+        };
+        Ok(SkipSection {
+            source,
+            profile,
+            rate: r.rate.unwrap_or(d.6),
+            file: r.file,
+            scale: r.scale.unwrap_or(false),
+            layer_skip_rate: r.layer_skip_rate.unwrap_or_default(),
+            mlp_skip_rate: r.mlp_skip_rate.unwrap_or_default(),
+            sinks: r.sinks.unwrap_or(d.0),
+            recent: r.recent.unwrap_or(d.1),
+            page: r.page.unwrap_or(d.2),
+            keep: r.keep.unwrap_or(d.3),
+            dense_layers: r.dense_layers.unwrap_or(d.4),
+            depth_spread: r.depth_spread.unwrap_or(d.5),
+        })
+    }
 }
 
 impl Default for SkipSection {
     fn default() -> Self {
-        SkipSection {
-            source: SkipSource::None,
-            rate: 0.0,
-            file: None,
-            scale: false,
-            layer_skip_rate: LayerRates::default(),
-            mlp_skip_rate: LayerRates::default(),
-            sinks: default_sinks(),
-            recent: default_recent(),
-            page: default_page(),
-            keep: default_keep(),
-            dense_layers: default_dense_layers(),
-            depth_spread: default_depth_spread(),
-        }
+        SkipSection::try_from(SkipRaw::default()).expect("the default profile always resolves")
     }
 }
 
