@@ -13,7 +13,7 @@ use crate::memory::Tier;
 
 /// Operations one hook call may run. The reference scripts use a few hundred (a loop over the
 /// layers); a runaway loop stops well under a second even in a debug build.
-pub const MAX_OPERATIONS_PER_CALL: u64 = 200_000;
+pub const MAX_OPERATIONS_PER_CALL: u64 = 1_000_000;
 /// Nested function calls inside one hook call.
 pub const MAX_CALL_LEVELS: usize = 32;
 /// Largest string, array and map a script may build (big data stays on the Rust side).
@@ -155,7 +155,7 @@ impl Script {
             None => (
                 self.hooks[h as usize].unwrap_or(Position::new(1, 1)),
                 if limit {
-                    " (the limit error has no position: showing the hook)"
+                    " (limit errors carry no position: showing the hook)"
                 } else {
                     ""
                 },
