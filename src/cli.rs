@@ -85,6 +85,17 @@ pub fn compare(
     let m = expand(migrations, Kind::Migration, "policies/migration")?;
     let c = kvtier::compare::compare(&scenario, &p, &m, params, csv)?;
     print!("{}", kvtier::compare::render(&c, format, by)?);
+    let failed = c
+        .rows
+        .iter()
+        .filter(|r| matches!(r.outcome, kvtier::compare::Outcome::Error(_)))
+        .count();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} pairs failed (their errors are listed with the results)",
+            c.rows.len()
+        );
+    }
     Ok(())
 }
 

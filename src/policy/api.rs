@@ -159,6 +159,21 @@ pub const VERBS: &[Verb] = &[
        "let r = ctx.skipped_at(ctx.layer, 0).ranges();\nprint(r);"),
 ];
 
+/// Return type of a registered function, as written in the definition files.
+pub fn returns(name: &str) -> &'static str {
+    match name {
+        "param" => "?",
+        "hbm_count" | "present_count" | "layer_skips" | "layer_skips_ahead" | "count" | "bytes"
+        | "oldest" | "newest" | "to_hbm" | "to_ext" | "to_hbm_all" | "to_ext_all" => "int",
+        "skip_share" | "mean_skip_share" => "float",
+        "will_skip" | "is_empty" | "contains" => "bool",
+        "predicted_alpha" => "?",
+        "predicted_reads" => "Map",
+        "ranges" => "Array",
+        _ => "TokenSet",
+    }
+}
+
 /// Doc comment lines for the definitions file of `name`.
 pub fn comments(name: &str) -> Vec<String> {
     VERBS

@@ -216,7 +216,7 @@ fn cap_of(cap: INT) -> RResult<Option<u64>> {
 macro_rules! reg {
     ($engine:expr, $name:expr, [$($p:expr),*], $f:expr) => {
         FuncRegistration::new($name)
-            .with_params_info([$($p),*])
+            .with_params_info([$($p),*].into_iter().chain([api::returns($name)]))
             .with_comments(api::comments($name))
             .register_into_engine($engine, $f)
     };
@@ -229,32 +229,37 @@ pub fn register(engine: &mut Engine) {
 
     // --- read-only state (properties: cheaper than methods)
     macro_rules! get {
-        ($name:expr, |$s:ident| $body:expr) => {
-            engine.register_get($name, |c: &mut Ctx| -> RResult<_> {
-                let $s = c.sim()?;
-                Ok($body)
-            });
+        ($name:expr, $ty:expr, |$s:ident| $body:expr) => {
+            FuncRegistration::new(concat!("get$", $name))
+                .with_params_info(["ctx: Ctx", $ty])
+                .with_comments(api::comments($name))
+                .register_into_engine(engine, |c: &mut Ctx| -> RResult<_> {
+                    let $s = c.sim()?;
+                    Ok($body)
+                });
         };
     }
-    get!("step", |s| s.step as INT);
-    get!("decode_index", |s| (s.step - s.sizes.prefill) as INT);
-    get!("layer", |s| s.layer.map_or(-1, |l| l as INT));
-    get!("layers", |s| s.sizes.layers as INT);
-    get!("prefill", |s| s.sizes.prefill as INT);
-    get!("decode", |s| s.sizes.decode as INT);
-    get!("entry_bytes", |s| int(s.sizes.entry_bytes));
-    get!("hbm_used", |s| int(s.memory.hbm_used_bytes()));
-    get!("hbm_budget", |s| int(s.memory.budget_bytes()));
-    get!("hbm_free", |s| int(s.memory.hbm_free_bytes()));
-    get!("hbm_bw", |s| s.sizes.hbm_bw as FLOAT);
-    get!("link_bw", |s| s.sizes.link_bw as FLOAT);
-    get!("exti_bw", |s| s.sizes.exti_bw as FLOAT);
-    get!("ext_bw", |s| s.sizes.ext_effective_bw as FLOAT);
-    get!("alpha_target", |s| s.sizes.alpha_target as FLOAT);
-    get!("lookahead", |s| s.window.lookahead() as INT);
-    get!("history_steps", |s| s.window.past() as INT);
-    get!("steps_done", |s| int(s.history.steps_done));
-    get!("attn_weight_bytes", |s| int(s.sizes.attn_weight_bytes));
+    get!("step", "int", |s| s.step as INT);
+    get!("decode_index", "int", |s| (s.step - s.sizes.prefill) as INT);
+    get!("layer", "int", |s| s.layer.map_or(-1, |l| l as INT));
+    get!("layers", "int", |s| s.sizes.layers as INT);
+    get!("prefill", "int", |s| s.sizes.prefill as INT);
+    get!("decode", "int", |s| s.sizes.decode as INT);
+    get!("entry_bytes", "int", |s| int(s.sizes.entry_bytes));
+    get!("hbm_used", "int", |s| int(s.memory.hbm_used_bytes()));
+    get!("hbm_budget", "int", |s| int(s.memory.budget_bytes()));
+    get!("hbm_free", "int", |s| int(s.memory.hbm_free_bytes()));
+    get!("hbm_bw", "float", |s| s.sizes.hbm_bw as FLOAT);
+    get!("link_bw", "float", |s| s.sizes.link_bw as FLOAT);
+    get!("exti_bw", "float", |s| s.sizes.exti_bw as FLOAT);
+    get!("ext_bw", "float", |s| s.sizes.ext_effective_bw as FLOAT);
+    get!("alpha_target", "float", |s| s.sizes.alpha_target as FLOAT);
+    get!("lookahead", "int", |s| s.window.lookahead() as INT);
+    get!("history_steps", "int", |s| s.window.past() as INT);
+    get!("steps_done", "int", |s| int(s.history.steps_done));
+    get!("attn_weight_bytes", "int", |s| int(s
+        .sizes
+        .attn_weight_bytes));
 
     // --- parameters
     reg!(
