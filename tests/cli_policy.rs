@@ -347,3 +347,39 @@ fn api_prints_the_reference_in_docs_and_writes_definitions() {
     );
     assert!(defs.contains("fn get alpha_target(ctx: Ctx) -> float;"));
 }
+
+#[test]
+fn scenario_names_its_scripts_relative_to_itself_and_passes_its_params() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = fs::read_to_string("scenarios/tiny.toml").unwrap();
+    fs::copy(
+        "policies/placement/batch_ratio.rhai",
+        dir.path().join("ratio.rhai"),
+    )
+    .unwrap();
+    // tiny's [policy] section is last: replace it.
+    let head = &tiny[..tiny.find("[policy]").unwrap()];
+    let sc = write(
+        dir.path(),
+        "mine.toml",
+        &format!(
+            "{head}[policy]\nplacement = \"ratio.rhai\"\nmigration = \"none\"\n[policy.params]\nhbm_per_batch = 0\n"
+        ),
+    );
+    let o = kvtier()
+        .args(["run", &sc, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["policy"], "ratio + none");
+    // hbm_per_batch = 0 from the scenario: nothing asks for HBM, so no fallback (default: 3).
+    assert_eq!(v[0]["fallbacks"], 0);
+    // The command line overrides the scenario.
+    let o = kvtier()
+        .args(["run", &sc, "--format", "json", "--param", "hbm_per_batch=8"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["fallbacks"], 3);
+}

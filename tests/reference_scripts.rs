@@ -306,8 +306,9 @@ fn layer_importance_sends_the_often_skipped_layer_to_ext() {
         &[],
     );
     spy.run(&sc);
-    // Layer 0 is never skipped (share 0, never above the mean); layer 1 goes to EXT as soon as it
-    // has been skipped once (its share > 0 = twice the mean... of 0 and itself / 2).
+    // No token skipping: a layer's skip share is its whole-layer skip rate. Layer 0 is never
+    // skipped (share 0, never above the mean); once layer 1 has been skipped its share s > 0 is
+    // above the mean (0 + s) / 2, so it goes to EXT from then on.
     let mut skipped_once = false;
     let mut ext = 0;
     for &(n, l, t) in &spy.places {

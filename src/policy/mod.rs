@@ -173,8 +173,8 @@ pub fn build(
 ) -> Result<Box<dyn Policy>> {
     let name = format!("{} + {}", placement.label(), migration.label());
     if let (PolicyRef::Native(p), PolicyRef::Native(_)) = (placement, migration) {
-        // Keep the native fast path but show the pair's name.
-        return Ok(Box::new(Named(name, crate::native_policy(p)?)));
+        // The core's native policy, under its own name (`hbm`), as before scripts existed.
+        return crate::native_policy(p);
     }
     let engine = new_engine();
     let placement = match placement {
@@ -198,18 +198,6 @@ pub fn build(
     Ok(Box::new(ScriptedPolicy::new(
         engine, placement, migration, params, name,
     )))
-}
-
-/// A policy shown under another name.
-struct Named(String, Box<dyn Policy>);
-
-impl Policy for Named {
-    fn name(&self) -> String {
-        self.0.clone()
-    }
-    fn place(&mut self, sim: &mut crate::engine::Sim, layer: usize) -> Result<Tier> {
-        self.1.place(sim, layer)
-    }
 }
 
 /// Compiles `path` and runs it on `scenario` (normally scenarios/tiny.toml) as a placement

@@ -315,7 +315,7 @@ pub fn predicted_reads(sim: &Sim, layer: usize, step: usize) -> Result<Option<(u
     let (mut total, mut on_hbm) = (0u64, 0u64);
     for i in 0..limit {
         let mut read = p[i] & !sk.get(i).copied().unwrap_or(0);
-        if i + 1 == step.div_ceil(64) && step % 64 != 0 {
+        if i + 1 == step.div_ceil(64) && !step.is_multiple_of(64) {
             read &= crate::tokenset::mask_bits(0, step % 64);
         }
         total += read.count_ones() as u64;
