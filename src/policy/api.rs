@@ -201,6 +201,17 @@ pub fn markdown() -> String {
          `file:line:col`, the message and the source line.\n\n\
          Positions, steps, layers and bytes are `int`; bandwidths, shares and alpha are `float`.\n",
     );
+    out += &format!(
+        "\nLimits per hook call: {} operations, {} nested calls, strings of {} bytes, arrays of {} \
+         and maps of {} items. A script's top-level statements are never run: put constants in \
+         parameters (`ctx.param(\"name\", default)`). Limit errors carry no position in Rhai; they \
+         are reported at the hook's `fn` line.\n",
+        super::host::MAX_OPERATIONS_PER_CALL,
+        super::host::MAX_CALL_LEVELS,
+        super::host::MAX_STRING_BYTES,
+        super::host::MAX_ARRAY_LEN,
+        super::host::MAX_MAP_LEN
+    );
     let mut group = "";
     for v in VERBS {
         if v.group != group {
