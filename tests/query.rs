@@ -178,3 +178,24 @@ fn first_and_last_take_the_oldest_and_newest_positions() {
     assert_eq!(l.iter().collect::<Vec<_>>(), vec![200, 299]);
     assert_eq!(kvtier::policy::ctx::take(&s, 99, true), s);
 }
+
+mod props {
+    use kvtier::policy::ctx::take;
+    use kvtier::tokenset::TokenSet;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `first(k)` / `last(k)` are the k lowest / highest members, whatever the word layout.
+        #[test]
+        fn take_matches_sorted_members(members in proptest::collection::btree_set(0usize..500, 0..120), k in 0u64..130) {
+            let mut s = TokenSet::new(500);
+            for &p in &members {
+                s.insert(p);
+            }
+            let all: Vec<usize> = members.iter().copied().collect();
+            let n = (k as usize).min(all.len());
+            prop_assert_eq!(take(&s, k, false).iter().collect::<Vec<_>>(), all[..n].to_vec());
+            prop_assert_eq!(take(&s, k, true).iter().collect::<Vec<_>>(), all[all.len() - n..].to_vec());
+        }
+    }
+}
