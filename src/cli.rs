@@ -99,8 +99,16 @@ pub fn compare(
     Ok(())
 }
 
+/// The default scenario of `kvtier check`.
+pub const TINY: &str = "scenarios/tiny.toml";
+
 pub fn check(script: &Path, scenario: &Path, params: &[String]) -> Result<()> {
-    let sc = Scenario::load(scenario)?;
+    // Outside the project folder the default scenario is the copy built into the binary.
+    let sc = if scenario == Path::new(TINY) && !scenario.exists() {
+        Scenario::from_toml(include_str!("../scenarios/tiny.toml"), Some(scenario))?
+    } else {
+        Scenario::load(scenario)?
+    };
     println!("{}", policy::check(script, &sc, params)?);
     Ok(())
 }

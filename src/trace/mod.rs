@@ -164,7 +164,8 @@ impl TraceWindow {
         }
     }
 
-    /// Moves the window so that it starts at `step`, reading ahead as far as the look-ahead.
+    /// Makes `step` the current step: drops steps older than `past` before it and reads ahead
+    /// as far as the look-ahead.
     pub fn advance_to(&mut self, step: usize) -> Result<()> {
         self.current = step;
         while self
