@@ -6,19 +6,129 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use comfy_table::{presets, Table};
 
+use kvtier::compare::GroupBy;
 use kvtier::engine::no_skip_bound;
+use kvtier::engine::Policy;
+use kvtier::policy::{self, Kind, PolicyRef};
 use kvtier::results::{render, Format};
 use kvtier::scenario::{fmt_gb, ByteSize, Scenario, ScenarioFile, GB};
+use kvtier::simulate;
 use kvtier::trace::{self, stats, TraceFormat};
-use kvtier::{native_policy, simulate};
 
-pub fn run(path: &Path, placement: Option<&str>, csv: Option<&Path>, format: Format) -> Result<()> {
+/// The policy a command runs: the command line's choice, else the scenario's (whose script
+/// paths are relative to the scenario file).
+fn load_policy(
+    scenario: &Scenario,
+    placement: Option<&str>,
+    migration: Option<&str>,
+    params: &[String],
+) -> Result<Box<dyn Policy>> {
+    let dir = scenario.path.as_deref().and_then(Path::parent);
+    let from_file = |kind: &str| format!("{}: policy.{kind}", scenario.name);
+    let p = match placement {
+        Some(p) => policy::resolve(p, Kind::Placement, None)?,
+        None => policy::resolve(&scenario.file.policy.placement, Kind::Placement, dir)
+            .with_context(|| from_file("placement"))?,
+    };
+    let m = match migration {
+        Some(m) => policy::resolve(m, Kind::Migration, None)?,
+        None => policy::resolve(&scenario.file.policy.migration, Kind::Migration, dir)
+            .with_context(|| from_file("migration"))?,
+    };
+    policy::build(&p, &m, policy::params(scenario, params)?)
+}
+
+pub fn run(
+    path: &Path,
+    placement: Option<&str>,
+    migration: Option<&str>,
+    params: &[String],
+    csv: Option<&Path>,
+    format: Format,
+) -> Result<()> {
     let scenario = Scenario::load(path)?;
-    let name = placement.unwrap_or(&scenario.file.policy.placement);
-    let mut policy =
-        native_policy(name).with_context(|| format!("{}: policy.placement", path.display()))?;
+    let mut policy = load_policy(&scenario, placement, migration, params)?;
     let summary = simulate(&scenario, policy.as_mut(), csv)?;
     print!("{}", render(&[summary], format)?);
+    Ok(())
+}
+
+pub fn compare(
+    path: &Path,
+    placements: &[String],
+    migrations: &[String],
+    params: &[String],
+    format: Format,
+    by: GroupBy,
+    csv: Option<&Path>,
+) -> Result<()> {
+    let scenario = Scenario::load(path)?;
+    let expand = |specs: &[String], kind: Kind, default: &str| -> Result<Vec<PolicyRef>> {
+        let specs = if specs.is_empty() {
+            vec![default.to_string()]
+        } else {
+            specs.to_vec()
+        };
+        let mut out = Vec::new();
+        for s in &specs {
+            out.extend(policy::expand(s, kind).with_context(|| {
+                if specs.len() == 1 && s == default {
+                    "by default compare runs every script under policies/: run it from the project folder or give --placement/--migration".to_string()
+                } else {
+                    format!("--{kind:?} {s}").to_lowercase()
+                }
+            })?);
+        }
+        Ok(out)
+    };
+    let p = expand(placements, Kind::Placement, "policies/placement")?;
+    let m = expand(migrations, Kind::Migration, "policies/migration")?;
+    let c = kvtier::compare::compare(&scenario, &p, &m, params, csv)?;
+    print!("{}", kvtier::compare::render(&c, format, by)?);
+    let failed = c
+        .rows
+        .iter()
+        .filter(|r| matches!(r.outcome, kvtier::compare::Outcome::Error(_)))
+        .count();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} pairs failed (their errors are listed with the results)",
+            c.rows.len()
+        );
+    }
+    Ok(())
+}
+
+/// The default scenario of `kvtier check`.
+pub const TINY: &str = "scenarios/tiny.toml";
+
+pub fn check(script: &Path, scenario: &Path, params: &[String]) -> Result<()> {
+    // Outside the project folder the default scenario is the copy built into the binary.
+    let sc = if scenario == Path::new(TINY) && !scenario.exists() {
+        Scenario::from_toml(include_str!("../scenarios/tiny.toml"), Some(scenario))?
+    } else {
+        Scenario::load(scenario)?
+    };
+    println!("{}", policy::check(script, &sc, params)?);
+    Ok(())
+}
+
+pub fn api(definitions: Option<&Path>) -> Result<()> {
+    match definitions {
+        None => print!("{}", policy::api::markdown()),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let engine = policy::new_engine();
+            engine
+                .definitions()
+                .with_headers(true)
+                .include_standard_packages(false)
+                .write_to_dir(dir)
+                .with_context(|| format!("cannot write definitions into {}", dir.display()))?;
+            println!("wrote Rhai definitions into {}", dir.display());
+        }
+    }
     Ok(())
 }
 
@@ -244,7 +354,14 @@ fn with_prefill(base: &Scenario, prefill: u64, path: &Path) -> Result<Scenario> 
     Scenario::from_file(f, Some(path))
 }
 
-pub fn bench(path: &Path, repeat: usize, prefills: &[u64], placement: Option<&str>) -> Result<()> {
+pub fn bench(
+    path: &Path,
+    repeat: usize,
+    prefills: &[u64],
+    placement: Option<&str>,
+    migration: Option<&str>,
+    params: &[String],
+) -> Result<()> {
     let base = Scenario::load(path)?;
     let mut configs = vec![base.clone()];
     for &p in prefills {
@@ -264,13 +381,15 @@ pub fn bench(path: &Path, repeat: usize, prefills: &[u64], placement: Option<&st
         "median s / 1k positions",
         "decode time (sim) s",
     ]);
-    let name = placement.unwrap_or(&base.file.policy.placement).to_string();
+    let mut name = String::new();
     for sc in &configs {
         let mut times = Vec::with_capacity(repeat);
         let mut sim_time = 0.0;
         for _ in 0..repeat.max(1) {
-            let mut policy = native_policy(&name)?;
+            // Scripts compile inside the timed region: a user pays for it on every run.
             let start = Instant::now();
+            let mut policy = load_policy(sc, placement, migration, params)?;
+            name = policy.name();
             let s = simulate(sc, policy.as_mut(), None)?;
             times.push(start.elapsed().as_secs_f64());
             sim_time = s.decode_time_s;

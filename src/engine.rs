@@ -77,6 +77,11 @@ pub struct History {
     pub layer_skips: Vec<u64>,
     /// Per layer: decode steps so far at which its MLP was skipped.
     pub mlp_skips: Vec<u64>,
+    /// Per layer: KV entries read by attention so far.
+    pub kv_read_entries: Vec<u64>,
+    /// Per layer: present KV entries attention skipped so far (token skipping; whole-layer skips
+    /// are in `layer_skips`).
+    pub kv_skipped_entries: Vec<u64>,
     /// Decode steps completed.
     pub steps_done: u64,
 }
@@ -262,10 +267,12 @@ pub fn run_with_trace(
     let mut sim = Sim {
         sizes,
         memory: Memory::initial(scenario),
-        window: TraceWindow::new(source, lookahead),
+        window: TraceWindow::with_past(source, lookahead, trace::PAST_STEPS),
         history: History {
             layer_skips: vec![0; s.layers],
             mlp_skips: vec![0; s.layers],
+            kv_read_entries: vec![0; s.layers],
+            kv_skipped_entries: vec![0; s.layers],
             steps_done: 0,
         },
         step: s.prefill,
@@ -337,6 +344,9 @@ pub fn run_with_trace(
             let ls = &sim.window.current().layers[l];
             let skipped = (ls.token_count > 0).then_some(&ls.tokens);
             let ext_entries = sim.memory.read_kv(l, skipped, &mut c);
+            let read_entries = c.kv_read / s.entry_bytes;
+            sim.history.kv_read_entries[l] += read_entries;
+            sim.history.kv_skipped_entries[l] += sim.memory.present_count(l) - read_entries;
             sim.memory.write_new(l, n, want, &mut c);
             if passive && ext_entries > 0 {
                 sim.memory.passive_install(l, n, skipped, &mut c);

@@ -5,9 +5,11 @@
 //! [`scenario`] -> [`memory`] + [`trace`] -> [`engine`] (calls a [`engine::Policy`]) ->
 //! [`results`].
 
+pub mod compare;
 pub mod engine;
 pub mod memory;
 pub mod output;
+pub mod policy;
 pub mod results;
 pub mod rng;
 pub mod scenario;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use kvtier::compare::GroupBy;
 use kvtier::results::Format;
 
 mod cli;
@@ -27,9 +28,17 @@ enum Command {
     /// Run one scenario and print its summary.
     Run {
         scenario: PathBuf,
-        /// Placement: a native name (`hbm`, `ext`); default: the scenario's `policy.placement`.
+        /// Placement: a native name (`hbm`, `ext`), a script file, or the name of a script under
+        /// policies/placement/; default: the scenario's `policy.placement`.
         #[arg(long)]
         placement: Option<String>,
+        /// Migration: `none`, a script file, or the name of a script under policies/migration/;
+        /// default: the scenario's `policy.migration`.
+        #[arg(long)]
+        migration: Option<String>,
+        /// Script parameter, overriding the scenario's [policy.params] (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
         /// Write the per-sublayer results (SPEC 9 CSV) to this file.
         #[arg(long)]
         csv: Option<PathBuf>,
@@ -57,6 +66,45 @@ enum Command {
         prefill: Vec<u64>,
         #[arg(long)]
         placement: Option<String>,
+        #[arg(long)]
+        migration: Option<String>,
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+    },
+    /// Run every (placement, migration) pair of a scenario, in parallel, and rank them.
+    Compare {
+        scenario: PathBuf,
+        /// Placement scripts or folders of scripts (default: policies/placement).
+        #[arg(long, num_args = 1..)]
+        placement: Vec<String>,
+        /// Migration scripts or folders of scripts (default: policies/migration).
+        #[arg(long, num_args = 1..)]
+        migration: Vec<String>,
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Group rows: `placement` gives one block per placement, as the seed's plots.
+        #[arg(long, value_enum, default_value = "none")]
+        by: GroupBy,
+        /// Write each pair's per-sublayer CSV into this folder.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Compile a strategy script and dry-run it on scenarios/tiny.toml.
+    Check {
+        script: PathBuf,
+        /// Scenario of the dry run.
+        #[arg(long, default_value = "scenarios/tiny.toml")]
+        scenario: PathBuf,
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+    },
+    /// Print the script API (every ctx property and verb, with examples).
+    Api {
+        /// Write Rhai definition files for editors into this folder instead.
+        #[arg(long)]
+        definitions: Option<PathBuf>,
     },
 }
 
@@ -114,9 +162,41 @@ fn dispatch(c: Command) -> Result<()> {
         Command::Run {
             scenario,
             placement,
+            migration,
+            params,
             csv,
             format,
-        } => cli::run(&scenario, placement.as_deref(), csv.as_deref(), format),
+        } => cli::run(
+            &scenario,
+            placement.as_deref(),
+            migration.as_deref(),
+            &params,
+            csv.as_deref(),
+            format,
+        ),
+        Command::Compare {
+            scenario,
+            placement,
+            migration,
+            params,
+            format,
+            by,
+            csv,
+        } => cli::compare(
+            &scenario,
+            &placement,
+            &migration,
+            &params,
+            format,
+            by,
+            csv.as_deref(),
+        ),
+        Command::Check {
+            script,
+            scenario,
+            params,
+        } => cli::check(&script, &scenario, &params),
+        Command::Api { definitions } => cli::api(definitions.as_deref()),
         Command::Scenario {
             command: ScenarioCommand::Show { file },
         } => cli::scenario_show(&file),
@@ -145,6 +225,15 @@ fn dispatch(c: Command) -> Result<()> {
             repeat,
             prefill,
             placement,
-        } => cli::bench(&scenario, repeat, &prefill, placement.as_deref()),
+            migration,
+            params,
+        } => cli::bench(
+            &scenario,
+            repeat,
+            &prefill,
+            placement.as_deref(),
+            migration.as_deref(),
+            &params,
+        ),
     }
 }

@@ -852,14 +852,14 @@ fn validate(f: &ScenarioFile) -> Result<Sizes> {
     if s.scale && s.source != SkipSource::File {
         c.fail("skip.scale", true, "only used with `source = \"file\"`");
     }
-    let no_rates = matches!(s.source, SkipSource::None | SkipSource::File);
-    if no_rates
+    // `none` skips no token but may still skip whole layers or MLPs; a file says it all.
+    if s.source == SkipSource::File
         && (s.layer_skip_rate != LayerRates::default() || s.mlp_skip_rate != LayerRates::default())
     {
         c.fail(
             "skip.layer_skip_rate / skip.mlp_skip_rate",
             "set",
-            "only used by the `uniform` and `heavy_hitter` generators",
+            "not used with `source = \"file\"`: the trace says which layers are skipped",
         );
     }
     if s.source == SkipSource::File && s.rate > 0.0 {

@@ -135,6 +135,10 @@ pub fn open_direct(scenario: &Scenario) -> Result<Box<dyn TraceSource>> {
     }
 }
 
+/// How many past steps the engine's window keeps, for policies that look at the recent past
+/// (per-position skip history). Bounded so memory stays independent of the run length.
+pub const PAST_STEPS: usize = 64;
+
 /// On-disk trace formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TraceFormat {
@@ -176,12 +180,14 @@ pub fn open_file(path: &std::path::Path) -> Result<Box<dyn TraceSource>> {
     }
 }
 
-/// The current step and up to `lookahead` future steps of a trace.
+/// The current step, up to `lookahead` future steps and up to `past` past steps of a trace.
 pub struct TraceWindow {
     source: Box<dyn TraceSource>,
     steps: VecDeque<StepSkips>,
     spare: Vec<StepSkips>,
     lookahead: usize,
+    past: usize,
+    current: usize,
     next_to_read: usize,
     end: usize,
     layers: usize,
@@ -189,21 +195,34 @@ pub struct TraceWindow {
 
 impl TraceWindow {
     pub fn new(source: Box<dyn TraceSource>, lookahead: usize) -> TraceWindow {
+        TraceWindow::with_past(source, lookahead, 0)
+    }
+
+    /// A window that also keeps the `past` steps before the current one.
+    pub fn with_past(source: Box<dyn TraceSource>, lookahead: usize, past: usize) -> TraceWindow {
         let d = source.dims();
         TraceWindow {
             source,
-            steps: VecDeque::with_capacity(lookahead + 1),
+            steps: VecDeque::with_capacity(lookahead + past + 1),
             spare: Vec::new(),
             lookahead,
+            past,
+            current: d.prefill,
             next_to_read: d.prefill,
             end: d.prefill + d.decode,
             layers: d.layers,
         }
     }
 
-    /// Moves the window so that it starts at `step`, reading ahead as far as the look-ahead.
+    /// Makes `step` the current step: drops steps older than `past` before it and reads ahead
+    /// as far as the look-ahead.
     pub fn advance_to(&mut self, step: usize) -> Result<()> {
-        while self.steps.front().is_some_and(|s| s.step < step) {
+        self.current = step;
+        while self
+            .steps
+            .front()
+            .is_some_and(|s| s.step + self.past < step)
+        {
             let old = self.steps.pop_front().expect("front exists");
             self.spare.push(old);
         }
@@ -219,16 +238,26 @@ impl TraceWindow {
         Ok(())
     }
 
-    /// The step the window starts at.
+    /// The current step.
     pub fn current(&self) -> &StepSkips {
-        self.steps.front().expect("window advanced before use")
+        self.get(self.current).expect("window advanced before use")
     }
 
     pub fn lookahead(&self) -> usize {
         self.lookahead
     }
 
-    /// Step `step` if it is inside the window (current step up to current + lookahead).
+    /// How many past steps the window keeps.
+    pub fn past(&self) -> usize {
+        self.past
+    }
+
+    /// First step after the run (`P + D`).
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// Step `step` if the window holds it (from current - past up to current + lookahead).
     pub fn get(&self, step: usize) -> Option<&StepSkips> {
         let first = self.steps.front()?.step;
         step.checked_sub(first).and_then(|i| self.steps.get(i))

@@ -1,0 +1,307 @@
+//! Comparing strategies: every (placement, migration) pair of a scenario run in parallel, one
+//! row each plus the ideal bound, best first.
+//!
+//! Each pair is an independent run (its own trace, memory and script engine), so results do not
+//! depend on the number of threads or on the order runs finish in; rows are sorted by decode
+//! time with names breaking ties. A pair that fails becomes an error row; the others go on.
+//!
+//! Not here: the decode loop ([`crate::engine`]), scripts ([`crate::policy`]).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::policy::{self, PolicyRef};
+use crate::results::{Format, Summary};
+use crate::scenario::{Scenario, GB};
+
+/// The outcome of one pair.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PairRow {
+    pub placement: String,
+    pub migration: String,
+    /// The run's summary, or the error that stopped it.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Summary(Summary),
+    Error(String),
+}
+
+/// All rows of a comparison, best first.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Comparison {
+    pub scenario: String,
+    /// Ideal bound of the run (the same for every pair: it depends on the trace only).
+    pub ideal_bound_s: Option<f64>,
+    /// Tokens generated (`D * B`), for the ideal row's tokens/s.
+    pub tokens: u64,
+    pub idealized: Option<String>,
+    pub rows: Vec<PairRow>,
+}
+
+/// How rows are grouped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    /// One list, best first.
+    None,
+    /// One block per placement (best block first), one row per migration, as the seed plots.
+    Placement,
+}
+
+/// Runs every pair of `placements` x `migrations` on `scenario` on the rayon pool; writes each
+/// pair's per-sublayer CSV into `csv_dir` if given.
+pub fn compare(
+    scenario: &Scenario,
+    placements: &[PolicyRef],
+    migrations: &[PolicyRef],
+    overrides: &[String],
+    csv_dir: Option<&Path>,
+) -> Result<Comparison> {
+    let params = policy::params(scenario, overrides)?;
+    if let Some(d) = csv_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let pairs: Vec<(&PolicyRef, &PolicyRef)> = placements
+        .iter()
+        .flat_map(|p| migrations.iter().map(move |m| (p, m)))
+        .collect();
+    let mut rows: Vec<PairRow> = pairs
+        .par_iter()
+        .map(|&(p, m)| {
+            let run = || -> Result<Summary> {
+                let mut pol = policy::build(p, m, params.clone())?;
+                let csv = csv_dir.map(|d| d.join(format!("{}__{}.csv", p.label(), m.label())));
+                crate::simulate(scenario, pol.as_mut(), csv.as_deref())
+            };
+            PairRow {
+                placement: p.label(),
+                migration: m.label(),
+                outcome: match run() {
+                    Ok(s) => Outcome::Summary(s),
+                    Err(e) => Outcome::Error(format!("{e:#}")),
+                },
+            }
+        })
+        .collect();
+    sort_rows(&mut rows, GroupBy::None);
+    let ideal_bound_s = rows.iter().find_map(|r| match &r.outcome {
+        Outcome::Summary(s) => Some(s.ideal_bound_s),
+        Outcome::Error(_) => None,
+    });
+    Ok(Comparison {
+        scenario: scenario.name.clone(),
+        ideal_bound_s,
+        tokens: scenario.sizes.decode as u64 * scenario.sizes.batch,
+        idealized: scenario.idealized_note(),
+        rows,
+    })
+}
+
+fn time_of(r: &PairRow) -> f64 {
+    match &r.outcome {
+        Outcome::Summary(s) => s.decode_time_s,
+        Outcome::Error(_) => f64::INFINITY,
+    }
+}
+
+/// Best first; errors last; names break ties. With `GroupBy::Placement`, blocks of one
+/// placement, the block with the best row first.
+pub fn sort_rows(rows: &mut [PairRow], by: GroupBy) {
+    let key = |r: &PairRow| (r.placement.clone(), r.migration.clone());
+    rows.sort_by(|a, b| time_of(a).total_cmp(&time_of(b)).then(key(a).cmp(&key(b))));
+    if by == GroupBy::Placement {
+        let mut order: Vec<String> = Vec::new();
+        for r in rows.iter() {
+            if !order.contains(&r.placement) {
+                order.push(r.placement.clone());
+            }
+        }
+        rows.sort_by_key(|r| order.iter().position(|p| *p == r.placement));
+    }
+}
+
+fn gb(b: u64) -> String {
+    format!("{:.3}", b as f64 / GB)
+}
+
+fn opt(a: Option<f64>) -> String {
+    a.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into())
+}
+
+const HEADER: [&str; 11] = [
+    "placement",
+    "migration",
+    "decode time (s)",
+    "tokens/s",
+    "x ideal",
+    "alpha attn",
+    "alpha mlp",
+    "GB to HBM",
+    "GB to EXT",
+    "fallbacks",
+    "peak HBM KV GB",
+];
+
+fn cells(r: &PairRow) -> Vec<String> {
+    let mut v = vec![r.placement.clone(), r.migration.clone()];
+    match &r.outcome {
+        Outcome::Summary(s) => v.extend([
+            format!("{:.6}", s.decode_time_s),
+            format!("{:.3}", s.tokens_per_s),
+            format!("{:.4}", s.x_ideal),
+            opt(s.alpha_attn),
+            opt(s.alpha_mlp),
+            gb(s.moved_to_hbm_bytes),
+            gb(s.moved_to_ext_bytes),
+            s.fallbacks.to_string(),
+            gb(s.peak_hbm_kv_bytes),
+        ]),
+        Outcome::Error(_) => {
+            v.push("ERROR (below)".into());
+            v.extend(std::iter::repeat_n("-".to_string(), 8));
+        }
+    }
+    v
+}
+
+fn ideal_cells(c: &Comparison) -> Option<Vec<String>> {
+    let b = c.ideal_bound_s?;
+    let mut v = vec![
+        "ideal".to_string(),
+        "-".to_string(),
+        format!("{b:.6}"),
+        format!("{:.3}", c.tokens as f64 / b),
+        "1.0000".to_string(),
+    ];
+    v.extend(std::iter::repeat_n("-".to_string(), 6));
+    Some(v)
+}
+
+/// Renders a comparison (rows already in the wanted order).
+pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
+    let mut rows = c.rows.clone();
+    sort_rows(&mut rows, by);
+    let errors: Vec<String> = rows
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Error(e) => Some(format!("{} + {}: {e}", r.placement, r.migration)),
+            Outcome::Summary(_) => None,
+        })
+        .collect();
+    match format {
+        Format::Json => {
+            let c = Comparison { rows, ..c.clone() };
+            Ok(serde_json::to_string_pretty(&c)? + "\n")
+        }
+        Format::Csv => {
+            let mut out = String::new();
+            if let Some(n) = &c.idealized {
+                out += &format!("# {n}\n");
+            }
+            out += "placement,migration,decode_time_s,tokens_per_s,x_ideal,alpha_attn,alpha_mlp,moved_to_hbm_bytes,moved_to_ext_bytes,fallbacks,peak_hbm_kv_bytes,error\n";
+            let o = |a: Option<f64>| a.map(|a| a.to_string()).unwrap_or_default();
+            if let Some(b) = c.ideal_bound_s {
+                out += &format!("ideal,,{b},{},1,,,,,,,\n", c.tokens as f64 / b);
+            }
+            for r in &rows {
+                match &r.outcome {
+                    Outcome::Summary(s) => {
+                        out += &format!(
+                            "{},{},{},{},{},{},{},{},{},{},{},\n",
+                            r.placement,
+                            r.migration,
+                            s.decode_time_s,
+                            s.tokens_per_s,
+                            s.x_ideal,
+                            o(s.alpha_attn),
+                            o(s.alpha_mlp),
+                            s.moved_to_hbm_bytes,
+                            s.moved_to_ext_bytes,
+                            s.fallbacks,
+                            s.peak_hbm_kv_bytes
+                        )
+                    }
+                    Outcome::Error(e) => {
+                        let e = e.replace('"', "\"\"");
+                        out += &format!("{},{},,,,,,,,,,\"{e}\"\n", r.placement, r.migration)
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Format::Table | Format::Markdown => {
+            let preset = if format == Format::Markdown {
+                presets::ASCII_MARKDOWN
+            } else {
+                presets::UTF8_FULL_CONDENSED
+            };
+            let new_table = || {
+                let mut t = Table::new();
+                t.load_preset(preset);
+                t.set_content_arrangement(ContentArrangement::Disabled);
+                t.set_header(HEADER.iter().map(Cell::new));
+                t
+            };
+            let add = |t: &mut Table, v: Vec<String>| {
+                t.add_row(v.into_iter().enumerate().map(|(i, s)| {
+                    let c = Cell::new(s);
+                    if i < 2 {
+                        c
+                    } else {
+                        c.set_alignment(CellAlignment::Right)
+                    }
+                }));
+            };
+            let mut out = format!("scenario: {}", c.scenario);
+            if let Some(b) = c.ideal_bound_s {
+                out += &format!("   ideal bound: {b:.6} s");
+            }
+            out.push('\n');
+            if let Some(n) = &c.idealized {
+                out += &format!("** {n} **\n");
+            }
+            match by {
+                GroupBy::None => {
+                    let mut t = new_table();
+                    if let Some(v) = ideal_cells(c) {
+                        add(&mut t, v);
+                    }
+                    for r in &rows {
+                        add(&mut t, cells(r));
+                    }
+                    out += &format!("{t}\n");
+                }
+                GroupBy::Placement => {
+                    let mut i = 0;
+                    while i < rows.len() {
+                        let p = rows[i].placement.clone();
+                        let mut t = new_table();
+                        if let Some(v) = ideal_cells(c) {
+                            add(&mut t, v);
+                        }
+                        while i < rows.len() && rows[i].placement == p {
+                            add(&mut t, cells(&rows[i]));
+                            i += 1;
+                        }
+                        out += &format!("\nplacement: {p}\n{t}\n");
+                    }
+                }
+            }
+            if !errors.is_empty() {
+                out += &format!("\n{} pair(s) failed:\n", errors.len());
+                for e in &errors {
+                    out += &format!("{e}\n");
+                }
+            }
+            Ok(out)
+        }
+    }
+}

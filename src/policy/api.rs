@@ -1,0 +1,227 @@
+//! The script API as documentation: one entry per property and verb, with a two-line example.
+//! `kvtier api` prints it, docs/policy-api.md is generated from it (a test keeps them equal),
+//! and the Rhai definition files carry the same text as doc comments.
+//!
+//! Not here: the implementations (see [`super::ctx`]).
+
+/// One documented property or verb.
+pub struct Verb {
+    /// Section heading it is listed under.
+    pub group: &'static str,
+    /// Name as registered with Rhai.
+    pub name: &'static str,
+    /// How a script writes it.
+    pub usage: &'static str,
+    pub doc: &'static str,
+    /// Two lines of Rhai.
+    pub example: &'static str,
+}
+
+macro_rules! v {
+    ($g:expr, $n:expr, $u:expr, $d:expr, $e:expr) => {
+        Verb {
+            group: $g,
+            name: $n,
+            usage: $u,
+            doc: $d,
+            example: $e,
+        }
+    };
+}
+
+const HOOKS: &str = "Hooks";
+const STATE: &str = "State (read-only properties of ctx)";
+const PARAMS: &str = "Parameters";
+const RES: &str = "Residency";
+const FUTURE: &str = "The future (oracle, inside policy.lookahead steps)";
+const PAST: &str = "The past";
+const ALPHA: &str = "Alpha";
+const MOVES: &str = "Moves (on_step and on_layer only)";
+const SETS: &str = "TokenSet (a set of positions)";
+
+/// Every property and verb, in the order `kvtier api` prints them.
+pub const VERBS: &[Verb] = &[
+    v!(HOOKS, "place", "fn place(ctx) -> \"hbm\" | \"ext\"",
+       "Placement scripts: where the new entry (ctx.step, ctx.layer) goes. The engine falls back to EXT (a counted fallback) when HBM has no room.",
+       "fn place(ctx) {\n    if ctx.layer < ctx.layers / 2 { \"hbm\" } else { \"ext\" }\n}"),
+    v!(HOOKS, "on_step", "fn on_step(ctx)",
+       "Migration scripts: called once before each decode step; its moves form a step phase charged before the step's layers. ctx.layer is -1.",
+       "fn on_step(ctx) {\n    ctx.to_ext_all(ctx.hbm_any_layer().first(16));\n}"),
+    v!(HOOKS, "on_layer", "fn on_layer(ctx)",
+       "Migration scripts: called before each layer of each step (also skipped layers); its moves are charged to that layer's attention sublayer.",
+       "fn on_layer(ctx) {\n    ctx.to_ext(ctx.skipped_at(ctx.layer, 0) & ctx.hbm_set(ctx.layer), ctx.layer);\n}"),
+    v!(STATE, "step", "ctx.step", "Current decode step n, which is also the position of the entry being generated.",
+       "let n = ctx.step;\nlet oldest_decode = ctx.prefill;"),
+    v!(STATE, "decode_index", "ctx.decode_index", "n - prefill: 0 at the first decode step.",
+       "if ctx.decode_index % 16 == 0 {\n    /* once every 16 steps */ }"),
+    v!(STATE, "layer", "ctx.layer", "Layer being run; -1 in on_step.",
+       "let l = ctx.layer;\nlet first_half = l < ctx.layers / 2;"),
+    v!(STATE, "layers", "ctx.layers", "Number of layers L.",
+       "for l in 0..ctx.layers {\n    ctx.to_ext(ctx.skipped_at(l, 0), l); }"),
+    v!(STATE, "prefill", "ctx.prefill", "Prefill positions P (positions 0..P).",
+       "let prompt = ctx.tokens(0, ctx.prefill);\nlet n = prompt.count;"),
+    v!(STATE, "decode", "ctx.decode", "Decode steps D.",
+       "let last_step = ctx.prefill + ctx.decode - 1;\nlet done = ctx.step == last_step;"),
+    v!(STATE, "entry_bytes", "ctx.entry_bytes", "Bytes of one KV entry (one position, one layer, whole batch).",
+       "let token_bytes = ctx.entry_bytes * ctx.layers;\nlet fits = ctx.hbm_free >= token_bytes;"),
+    v!(STATE, "hbm_used", "ctx.hbm_used", "HBM KV bytes in use.",
+       "let share = ctx.hbm_used / ctx.hbm_budget;\nlet nearly_full = ctx.hbm_used * 100 >= ctx.hbm_budget * 99;"),
+    v!(STATE, "hbm_budget", "ctx.hbm_budget", "HBM KV budget in bytes.",
+       "let full = ctx.hbm_used >= ctx.hbm_budget;\nlet half = ctx.hbm_budget / 2;"),
+    v!(STATE, "hbm_free", "ctx.hbm_free", "hbm_budget - hbm_used.",
+       "let room_entries = ctx.hbm_free / ctx.entry_bytes;\nlet no_room = ctx.hbm_free < ctx.entry_bytes;"),
+    v!(STATE, "hbm_bw", "ctx.hbm_bw", "HBM bandwidth in bytes/s (float). Also ctx.link_bw, ctx.exti_bw, and ctx.ext_bw (the effective EXT bandwidth of the alpha target).",
+       "let ratio = ctx.hbm_bw / ctx.ext_bw;\nlet link = ctx.link_bw;"),
+    v!(STATE, "alpha_target", "ctx.alpha_target", "BW_hbm / (BW_hbm + BW_ext_effective): the alpha that balances the two memories.",
+       "let t = ctx.alpha_target;\nlet low = t - 0.05;"),
+    v!(STATE, "lookahead", "ctx.lookahead", "How many future steps the oracle verbs may see (the scenario's policy.lookahead). ctx.history_steps: how many past steps the past verbs may see.",
+       "let k = min(16, ctx.lookahead);\nlet future = ctx.skipped_any(ctx.layer, k);"),
+    v!(STATE, "steps_done", "ctx.steps_done", "Decode steps completed before this one. ctx.attn_weight_bytes: attention weight bytes of a layer.",
+       "let warm = ctx.steps_done >= 16;\nlet w = ctx.attn_weight_bytes;"),
+    v!(PARAMS, "param", "ctx.param(name) / ctx.param(name, default)",
+       "A parameter from the scenario's [policy.params] or --param name=value; the default is used when neither gives it (converted to the default's type: int or float). Without a default, a missing parameter is an error.",
+       "let b = ctx.param(\"batch\", 16);\nlet t = ctx.param(\"threshold\", 1.0);"),
+    v!(RES, "hbm_set", "ctx.hbm_set(layer)", "Entries of the layer with a copy on HBM.",
+       "let on_hbm = ctx.hbm_set(ctx.layer);\nlet n = on_hbm.count;"),
+    v!(RES, "ext_set", "ctx.ext_set(layer)", "Entries of the layer held on EXT (all present ones in the inclusive hierarchy).",
+       "let on_ext = ctx.ext_set(ctx.layer);\nlet gb = on_ext.bytes / 1e9;"),
+    v!(RES, "present", "ctx.present(layer)", "Entries that exist at the layer (prefill positions, and decode positions whose layer ran).",
+       "let all = ctx.present(ctx.layer);\nlet recent = all.last(64);"),
+    v!(RES, "hbm_count", "ctx.hbm_count(layer)", "Number of entries of the layer on HBM (no set built). Also ctx.present_count(layer).",
+       "let share = ctx.hbm_count(ctx.layer) / ctx.present_count(ctx.layer);\nlet none = ctx.hbm_count(0) == 0;"),
+    v!(RES, "hbm_any_layer", "ctx.hbm_any_layer()", "Positions on HBM at any layer.",
+       "let oldest16 = ctx.hbm_any_layer().first(16);\nctx.to_ext_all(oldest16);"),
+    v!(RES, "tokens", "ctx.tokens(start, end)", "The set of positions start..end (half-open). ctx.empty() is the empty set.",
+       "let window = ctx.tokens(ctx.step - 16, ctx.step);\nlet none = ctx.empty();"),
+    v!(FUTURE, "skipped_at", "ctx.skipped_at(layer, k)", "Positions not read at step n+k by the layer (all positions before the step when the whole layer is skipped). k = 0 is the current step. Past policy.lookahead: an error; past the end of the run: empty.",
+       "let now = ctx.skipped_at(ctx.layer, 0);\nctx.to_ext(now & ctx.hbm_set(ctx.layer), ctx.layer);"),
+    v!(FUTURE, "read_at", "ctx.read_at(layer, k)", "Existing entries the layer reads at step n+k.",
+       "let next = ctx.read_at(ctx.layer, 1);\nctx.to_hbm(next & ctx.ext_set(ctx.layer), ctx.layer);"),
+    v!(FUTURE, "skipped_any", "ctx.skipped_any(layer, k)", "Union over steps n+1..n+k of the not-read sets.",
+       "let soon = ctx.skipped_any(ctx.layer, 16);\nlet risky = soon.contains(ctx.step);"),
+    v!(FUTURE, "skipped_all", "ctx.skipped_all(layer, k)", "Intersection over steps n+1..n+k: positions not read at any of them.",
+       "let cold = ctx.skipped_all(ctx.layer, 16) & ctx.hbm_set(ctx.layer);\nctx.to_ext(cold, ctx.layer);"),
+    v!(FUTURE, "read_any", "ctx.read_any(layer, k)", "Existing entries read at least once in steps n+1..n+k.",
+       "let hot = ctx.read_any(ctx.layer, 16) & ctx.ext_set(ctx.layer);\nctx.to_hbm(hot, ctx.layer);"),
+    v!(FUTURE, "read_all", "ctx.read_all(layer, k)", "Existing entries read at every step n+1..n+k.",
+       "let always = ctx.read_all(ctx.layer, 4);\nlet n = always.count;"),
+    v!(FUTURE, "will_skip", "ctx.will_skip(layer, pos, k)", "Whether position pos is not read by the layer at some step n+1..n+k (a whole-layer skip counts). One bit per step: cheap enough for place.",
+       "if ctx.will_skip(ctx.layer, ctx.step, 16) { \"ext\" }\nelse { \"hbm\" }"),
+    v!(FUTURE, "layer_skips_ahead", "ctx.layer_skips_ahead(layer, k)", "Steps among n+1..n+k at which the whole layer is skipped.",
+       "let idle = ctx.layer_skips_ahead(ctx.layer, 16);\nlet busy = idle == 0;"),
+    v!(PAST, "past_skipped", "ctx.past_skipped(layer, w, min)", "Positions the layer did not read at least min times in the last w steps (w <= ctx.history_steps; fewer steps early in the run, and min is capped at their number).",
+       "let cold = ctx.past_skipped(ctx.layer, 16, 12);\nctx.to_ext(cold, ctx.layer);"),
+    v!(PAST, "past_skipped_any", "ctx.past_skipped_any(layer, w)", "Positions not read at least once in the last w steps (past_skipped with min 1).",
+       "let some = ctx.past_skipped_any(ctx.layer, 16);\nlet n = some.count;"),
+    v!(PAST, "past_skipped_all", "ctx.past_skipped_all(layer, w)", "Positions not read at any of the last w steps (past_skipped with min w).",
+       "let cold = ctx.past_skipped_all(ctx.layer, 16) & ctx.hbm_set(ctx.layer);\nctx.to_ext(cold, ctx.layer);"),
+    v!(PAST, "layer_skips", "ctx.layer_skips(layer)", "Decode steps so far at which the whole layer was skipped.",
+       "let rate = ctx.layer_skips(ctx.layer) / max(1, ctx.steps_done);\nlet often = rate > 0.5;"),
+    v!(PAST, "skip_share", "ctx.skip_share(layer)", "Share of the layer's possible KV reads so far that did not happen (whole-layer skips and token skips); 0 before the first step.",
+       "let s = ctx.skip_share(ctx.layer);\nlet unimportant = s > ctx.mean_skip_share();"),
+    v!(PAST, "mean_skip_share", "ctx.mean_skip_share()", "skip_share averaged over the layers.",
+       "let m = ctx.mean_skip_share();\nlet above = ctx.skip_share(ctx.layer) > m;"),
+    v!(ALPHA, "predicted_alpha", "ctx.predicted_alpha(step, layer)", "alpha of the attention sublayer of (step, layer) with the current residency: HBM share of its weight and KV reads (entries not yet created are not counted). step is absolute, from n to n+lookahead. () when the layer is skipped there or the step is past the run.",
+       "let a = ctx.predicted_alpha(ctx.step + 1, ctx.layer);\nlet low = a != () && a < ctx.alpha_target - 0.05;"),
+    v!(ALPHA, "predicted_reads", "ctx.predicted_reads(step, layer)", "The bytes behind predicted_alpha: #{hbm: bytes, ext: bytes} (both 0 when nothing is read).",
+       "let r = ctx.predicted_reads(ctx.step + 1, ctx.layer);\nlet need = (ctx.alpha_target * (r.hbm + r.ext) - r.hbm).to_int();"),
+    v!(MOVES, "to_hbm", "ctx.to_hbm(set, layer) / ctx.to_hbm(set, layer, cap_bytes)", "Moves the set's EXT entries at the layer to HBM, newest first, at most cap_bytes; what finds no room counts as refused bytes. Returns the bytes moved.",
+       "let want = ctx.read_at(ctx.layer, 1) & ctx.ext_set(ctx.layer);\nlet moved = ctx.to_hbm(want, ctx.layer, 64 * ctx.entry_bytes);"),
+    v!(MOVES, "to_ext", "ctx.to_ext(set, layer) / ctx.to_ext(set, layer, cap_bytes)", "Moves the set's HBM entries at the layer to EXT, oldest first, at most cap_bytes. Returns the bytes moved.",
+       "let cold = ctx.skipped_at(ctx.layer, 0) & ctx.hbm_set(ctx.layer);\nlet moved = ctx.to_ext(cold, ctx.layer);"),
+    v!(MOVES, "to_hbm_all", "ctx.to_hbm_all(set) / ctx.to_hbm_all(set, cap_bytes)", "to_hbm at every layer, layer 0 first, the cap shared by all layers.",
+       "let recent = ctx.tokens(ctx.step - 16, ctx.step);\nctx.to_hbm_all(recent, ctx.hbm_free);"),
+    v!(MOVES, "to_ext_all", "ctx.to_ext_all(set) / ctx.to_ext_all(set, cap_bytes)", "to_ext at every layer, the cap shared by all layers.",
+       "let oldest = ctx.hbm_any_layer().first(16);\nlet moved = ctx.to_ext_all(oldest);"),
+    v!(SETS, "and", "a & b, a.and(b)", "Positions in both.",
+       "let hot_ext = ctx.read_at(ctx.layer, 1) & ctx.ext_set(ctx.layer);\nlet same = ctx.present(0).and(ctx.present(1));"),
+    v!(SETS, "or", "a | b, a.or(b)", "Positions in either.",
+       "let either = ctx.skipped_at(0, 0) | ctx.skipped_at(1, 0);\nlet n = either.count;"),
+    v!(SETS, "minus", "a - b, a.minus(b)", "Positions in a and not in b.",
+       "let keep = ctx.hbm_set(ctx.layer) - ctx.read_any(ctx.layer, 4);\nlet n = keep.count;"),
+    v!(SETS, "count", "set.count", "Number of positions (also set.count()).",
+       "let n = ctx.hbm_set(0).count;\nlet empty = n == 0;"),
+    v!(SETS, "bytes", "set.bytes", "count x entry_bytes: the bytes of the set at one layer (also set.bytes()).",
+       "let b = ctx.ext_set(ctx.layer).bytes;\nlet gb = b / 1e9;"),
+    v!(SETS, "is_empty", "set.is_empty()", "Whether the set has no position.",
+       "let cold = ctx.skipped_at(ctx.layer, 0) & ctx.hbm_set(ctx.layer);\nif !cold.is_empty() { ctx.to_ext(cold, ctx.layer); }"),
+    v!(SETS, "contains", "set.contains(pos)", "Whether pos is in the set.",
+       "let sink = ctx.hbm_set(ctx.layer).contains(0);\nlet me = ctx.skipped_any(ctx.layer, 4).contains(ctx.step);"),
+    v!(SETS, "first", "set.first(k)", "The k oldest (lowest) positions of the set.",
+       "let oldest = ctx.hbm_any_layer().first(16);\nctx.to_ext_all(oldest);"),
+    v!(SETS, "last", "set.last(k)", "The k newest (highest) positions of the set.",
+       "let newest = ctx.present(ctx.layer).last(64);\nctx.to_hbm(newest, ctx.layer);"),
+    v!(SETS, "between", "set.between(start, end)", "The positions of the set in start..end.",
+       "let prompt = ctx.hbm_set(0).between(0, ctx.prefill);\nlet n = prompt.count;"),
+    v!(SETS, "oldest", "set.oldest() / set.newest()", "Lowest / highest position, -1 when empty.",
+       "let o = ctx.hbm_any_layer().oldest();\nlet age = ctx.step - o;"),
+    v!(SETS, "ranges", "set.ranges()", "The set as an array of [start, end] runs (for printing; at most 10,000 runs).",
+       "let r = ctx.skipped_at(ctx.layer, 0).ranges();\nprint(r);"),
+];
+
+/// Return type of a registered function, as written in the definition files.
+pub fn returns(name: &str) -> &'static str {
+    match name {
+        "param" => "?",
+        "hbm_count" | "present_count" | "layer_skips" | "layer_skips_ahead" | "count" | "bytes"
+        | "oldest" | "newest" | "to_hbm" | "to_ext" | "to_hbm_all" | "to_ext_all" => "int",
+        "skip_share" | "mean_skip_share" => "float",
+        "will_skip" | "is_empty" | "contains" => "bool",
+        "predicted_alpha" => "?",
+        "predicted_reads" => "Map",
+        "ranges" => "Array",
+        _ => "TokenSet",
+    }
+}
+
+/// Doc comment lines for the definitions file of `name`.
+pub fn comments(name: &str) -> Vec<String> {
+    VERBS
+        .iter()
+        .find(|v| v.name == name)
+        .map(|v| {
+            let mut lines = vec![format!("/// {}", v.doc), "///".into(), "/// ```".into()];
+            lines.extend(v.example.lines().map(|l| format!("/// {l}")));
+            lines.push("/// ```".into());
+            lines
+        })
+        .unwrap_or_default()
+}
+
+/// The API reference as Markdown (docs/policy-api.md and `kvtier api`).
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Policy script API\n\n\
+         Generated by `kvtier api` from `src/policy/api.rs`; do not edit by hand (a test checks it).\n\n\
+         A placement script defines `place(ctx)`; a migration script defines `on_step(ctx)` and/or\n\
+         `on_layer(ctx)`. Hooks see the run through `ctx` and act through bulk verbs on sets of\n\
+         positions, run natively: no script needs to loop over positions (a loop over the layers is\n\
+         fine). Scripts are sandboxed: no files, network, processes or `eval`; each hook call is\n\
+         limited in operations, call depth, and string/array/map sizes. An error stops the run with\n\
+         `file:line:col`, the message and the source line.\n\n\
+         Positions, steps, layers and bytes are `int`; bandwidths, shares and alpha are `float`.\n",
+    );
+    out += &format!(
+        "\nLimits per hook call: {} operations, {} nested calls, strings of {} bytes, arrays of {} \
+         and maps of {} items. A script's top-level statements are never run: put constants in \
+         parameters (`ctx.param(\"name\", default)`). Limit errors carry no position in Rhai; they \
+         are reported at the hook's `fn` line.\n",
+        super::host::MAX_OPERATIONS_PER_CALL,
+        super::host::MAX_CALL_LEVELS,
+        super::host::MAX_STRING_BYTES,
+        super::host::MAX_ARRAY_LEN,
+        super::host::MAX_MAP_LEN
+    );
+    let mut group = "";
+    for v in VERBS {
+        if v.group != group {
+            group = v.group;
+            out += &format!("\n## {group}\n");
+        }
+        out += &format!(
+            "\n### `{}`\n\n{}\n\n```rhai\n{}\n```\n",
+            v.usage, v.doc, v.example
+        );
+    }
+    out
+}

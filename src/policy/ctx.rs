@@ -1,0 +1,686 @@
+//! The `ctx` object scripts receive and the `TokenSet` type they work with: every property and
+//! verb registered with the Rhai engine, each a thin wrapper over [`super::query`], [`Memory`]
+//! reads, or the move verbs of [`Sim`].
+//!
+//! Architecture Invariant: a script changes residency only through `Sim::move_to_hbm` /
+//! `Sim::move_to_ext` (which the engine refuses outside `on_step`/`on_layer` and which cannot
+//! exceed the budget); everything else here is read-only. Every native function returns a
+//! `Result` and never panics on script input.
+//!
+//! [`Memory`]: crate::memory::Memory
+
+use std::collections::BTreeMap;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, FLOAT, INT};
+
+use super::api;
+use super::query;
+use crate::engine::{Layers, Sim};
+use crate::tokenset::TokenSet;
+
+type RResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Script parameters: name -> value (int, float, bool or string).
+pub type Params = BTreeMap<String, Dynamic>;
+
+/// The handle scripts see as `ctx`. Cloning it is cheap (one `Arc`); it points at the engine's
+/// [`Sim`] only while a hook runs (see [`Ctx::bind`]) and fails cleanly otherwise.
+#[derive(Clone)]
+pub struct Ctx(Arc<Shared>);
+
+struct Shared {
+    sim: AtomicPtr<Sim>,
+    params: Params,
+}
+
+/// While alive, the context points at `sim`; dropping it (also on error) unbinds it.
+pub struct Bound<'a> {
+    ctx: &'a Ctx,
+    _sim: std::marker::PhantomData<&'a mut Sim>,
+}
+
+impl Drop for Bound<'_> {
+    fn drop(&mut self) {
+        self.ctx.0.sim.store(ptr::null_mut(), Ordering::Release);
+    }
+}
+
+impl Ctx {
+    pub fn new(params: Params) -> Ctx {
+        Ctx(Arc::new(Shared {
+            sim: AtomicPtr::new(ptr::null_mut()),
+            params,
+        }))
+    }
+
+    /// Points the context at `sim` for the duration of one hook call. The exclusive borrow held
+    /// by the returned guard is what makes the raw pointer sound: nothing else can touch `sim`
+    /// until the guard is dropped, and the pointer is cleared then.
+    pub fn bind<'a>(&'a self, sim: &'a mut Sim) -> Bound<'a> {
+        self.0.sim.store(sim as *mut Sim, Ordering::Release);
+        Bound {
+            ctx: self,
+            _sim: std::marker::PhantomData,
+        }
+    }
+
+    fn sim(&self) -> RResult<&Sim> {
+        let p = self.0.sim.load(Ordering::Acquire);
+        if p.is_null() {
+            return Err("ctx is only usable inside a hook call".into());
+        }
+        // SAFETY: non-null only while a `Bound` guard holds the exclusive borrow of the Sim
+        // (see `bind`); hooks run on the thread that holds the guard.
+        Ok(unsafe { &*p })
+    }
+
+    fn sim_mut(&mut self) -> RResult<&mut Sim> {
+        let p = self.0.sim.load(Ordering::Acquire);
+        if p.is_null() {
+            return Err("ctx is only usable inside a hook call".into());
+        }
+        // SAFETY: as in `sim`; natives never call back into scripts, so no second borrow exists.
+        Ok(unsafe { &mut *p })
+    }
+
+    fn param(&self, name: &str, default: Option<Dynamic>) -> RResult<Dynamic> {
+        match (self.0.params.get(name), default) {
+            (Some(v), Some(d)) => Ok(coerce_like(v, &d)),
+            (Some(v), None) => Ok(v.clone()),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(format!(
+                "unknown param {name:?}: give it in the scenario's [policy.params], with --param {name}=VALUE, or as a default: ctx.param({name:?}, VALUE)"
+            )
+            .into()),
+        }
+    }
+}
+
+/// A given parameter converted to the type of the script's default where that is lossless
+/// (`--param k=1` for a float default gives 1.0).
+fn coerce_like(v: &Dynamic, default: &Dynamic) -> Dynamic {
+    if default.is::<FLOAT>() {
+        if let Ok(i) = v.as_int() {
+            return Dynamic::from_float(i as FLOAT);
+        }
+    }
+    if default.is::<INT>() {
+        if let Ok(f) = v.as_float() {
+            if f.fract() == 0.0 && f.abs() < 9e15 {
+                return Dynamic::from_int(f as INT);
+            }
+        }
+    }
+    v.clone()
+}
+
+/// A set of token positions as scripts see it (Rhai type name `TokenSet`).
+#[derive(Clone)]
+pub struct ScriptSet {
+    pub set: TokenSet,
+    /// Bytes of one entry, for `bytes`.
+    pub entry_bytes: u64,
+}
+
+impl ScriptSet {
+    fn with(&self, set: TokenSet) -> ScriptSet {
+        ScriptSet {
+            set,
+            entry_bytes: self.entry_bytes,
+        }
+    }
+}
+
+fn wrap(sim: &Sim, set: TokenSet) -> ScriptSet {
+    ScriptSet {
+        set,
+        entry_bytes: sim.sizes.entry_bytes,
+    }
+}
+
+fn rerr(e: anyhow::Error) -> Box<EvalAltResult> {
+    format!("{e:#}").into()
+}
+
+fn index(v: INT, what: &str) -> RResult<usize> {
+    usize::try_from(v).map_err(|_| format!("{what} must be >= 0, got {v}").into())
+}
+
+fn layer_of(sim: &Sim, v: INT) -> RResult<usize> {
+    let l = index(v, "layer")?;
+    if l >= sim.sizes.layers {
+        return Err(format!(
+            "layer {l} does not exist (the model has layers 0..{})",
+            sim.sizes.layers
+        )
+        .into());
+    }
+    Ok(l)
+}
+
+fn int(v: u64) -> INT {
+    INT::try_from(v).unwrap_or(INT::MAX)
+}
+
+/// The positions of `s` taken from the oldest (`newest = false`) or newest end, at most `k`.
+pub fn take(s: &TokenSet, k: u64, newest: bool) -> TokenSet {
+    let mut out = TokenSet::new(s.capacity());
+    let mut left = k;
+    let src = s.words();
+    let dst = out.words_mut();
+    let order: Box<dyn Iterator<Item = usize>> = if newest {
+        Box::new((0..src.len()).rev())
+    } else {
+        Box::new(0..src.len())
+    };
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        let w = src[i];
+        let c = w.count_ones() as u64;
+        if c <= left {
+            dst[i] = w;
+            left -= c;
+        } else {
+            let mut w = w;
+            let mut keep = 0u64;
+            while left > 0 {
+                let bit = if newest {
+                    1u64 << (63 - w.leading_zeros())
+                } else {
+                    w & w.wrapping_neg()
+                };
+                keep |= bit;
+                w &= !bit;
+                left -= 1;
+            }
+            dst[i] = keep;
+        }
+    }
+    out
+}
+
+fn cap_of(cap: INT) -> RResult<Option<u64>> {
+    if cap < 0 {
+        return Err(format!("byte cap must be >= 0, got {cap}").into());
+    }
+    Ok(Some(cap as u64))
+}
+
+/// Registers a function with its doc comment from [`api::VERBS`] (for `kvtier api
+/// --definitions`).
+macro_rules! reg {
+    ($engine:expr, $name:expr, [$($p:expr),*], $f:expr) => {
+        FuncRegistration::new($name)
+            .with_params_info([$($p),*].into_iter().chain([api::returns($name)]))
+            .with_comments(api::comments($name))
+            .register_into_engine($engine, $f)
+    };
+}
+
+/// Registers `ctx`, `TokenSet` and every verb on `engine`.
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Ctx>("Ctx");
+    engine.register_type_with_name::<ScriptSet>("TokenSet");
+
+    // --- read-only state (properties: cheaper than methods)
+    macro_rules! get {
+        ($name:expr, $ty:expr, |$s:ident| $body:expr) => {
+            FuncRegistration::new(concat!("get$", $name))
+                .with_params_info(["ctx: Ctx", $ty])
+                .with_comments(api::comments($name))
+                .register_into_engine(engine, |c: &mut Ctx| -> RResult<_> {
+                    let $s = c.sim()?;
+                    Ok($body)
+                });
+        };
+    }
+    get!("step", "int", |s| s.step as INT);
+    get!("decode_index", "int", |s| (s.step - s.sizes.prefill) as INT);
+    get!("layer", "int", |s| s.layer.map_or(-1, |l| l as INT));
+    get!("layers", "int", |s| s.sizes.layers as INT);
+    get!("prefill", "int", |s| s.sizes.prefill as INT);
+    get!("decode", "int", |s| s.sizes.decode as INT);
+    get!("entry_bytes", "int", |s| int(s.sizes.entry_bytes));
+    get!("hbm_used", "int", |s| int(s.memory.hbm_used_bytes()));
+    get!("hbm_budget", "int", |s| int(s.memory.budget_bytes()));
+    get!("hbm_free", "int", |s| int(s.memory.hbm_free_bytes()));
+    get!("hbm_bw", "float", |s| s.sizes.hbm_bw as FLOAT);
+    get!("link_bw", "float", |s| s.sizes.link_bw as FLOAT);
+    get!("exti_bw", "float", |s| s.sizes.exti_bw as FLOAT);
+    get!("ext_bw", "float", |s| s.sizes.ext_effective_bw as FLOAT);
+    get!("alpha_target", "float", |s| s.sizes.alpha_target as FLOAT);
+    get!("lookahead", "int", |s| s.window.lookahead() as INT);
+    get!("history_steps", "int", |s| s.window.past() as INT);
+    get!("steps_done", "int", |s| int(s.history.steps_done));
+    get!("attn_weight_bytes", "int", |s| int(s
+        .sizes
+        .attn_weight_bytes));
+
+    // --- parameters
+    reg!(
+        engine,
+        "param",
+        ["ctx: Ctx", "name: &str"],
+        |c: &mut Ctx, name: &str| -> RResult<Dynamic> { c.param(name, None) }
+    );
+    reg!(
+        engine,
+        "param",
+        ["ctx: Ctx", "name: &str", "default: ?"],
+        |c: &mut Ctx, name: &str, d: Dynamic| -> RResult<Dynamic> { c.param(name, Some(d)) }
+    );
+
+    // --- residency
+    reg!(
+        engine,
+        "hbm_set",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            Ok(wrap(s, s.memory.hbm(l).clone()))
+        }
+    );
+    reg!(
+        engine,
+        "ext_set",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            Ok(wrap(s, s.memory.ext_set(l)))
+        }
+    );
+    reg!(
+        engine,
+        "present",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            Ok(wrap(s, s.memory.present(l).clone()))
+        }
+    );
+    reg!(
+        engine,
+        "hbm_count",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<INT> {
+            let s = c.sim()?;
+            Ok(int(s.memory.hbm_count(layer_of(s, l)?)))
+        }
+    );
+    reg!(
+        engine,
+        "present_count",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<INT> {
+            let s = c.sim()?;
+            Ok(int(s.memory.present_count(layer_of(s, l)?)))
+        }
+    );
+    reg!(
+        engine,
+        "hbm_any_layer",
+        ["ctx: Ctx"],
+        |c: &mut Ctx| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            Ok(wrap(s, query::hbm_any_layer(s)))
+        }
+    );
+    reg!(
+        engine,
+        "empty",
+        ["ctx: Ctx"],
+        |c: &mut Ctx| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            Ok(wrap(s, query::empty(s)))
+        }
+    );
+    reg!(
+        engine,
+        "tokens",
+        ["ctx: Ctx", "start: int", "end: int"],
+        |c: &mut Ctx, a: INT, b: INT| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let (a, b) = (index(a, "start")?, index(b, "end")?);
+            Ok(wrap(s, TokenSet::range(s.sizes.positions(), a, b)))
+        }
+    );
+
+    // --- the future (oracle inside policy.lookahead)
+    macro_rules! future_set {
+        ($name:expr, |$s:ident, $l:ident, $k:ident| $body:expr) => {
+            reg!(
+                engine,
+                $name,
+                ["ctx: Ctx", "layer: int", "k: int"],
+                |c: &mut Ctx, l: INT, k: INT| -> RResult<ScriptSet> {
+                    let $s = c.sim()?;
+                    let $l = layer_of($s, l)?;
+                    let $k = index(k, "k")?;
+                    Ok(wrap($s, $body.map_err(rerr)?))
+                }
+            );
+        };
+    }
+    future_set!("skipped_at", |s, l, k| query::skipped_at(s, l, s.step + k));
+    future_set!("read_at", |s, l, k| query::read_at(s, l, s.step + k));
+    future_set!("skipped_any", |s, l, k| query::skipped_over(
+        s, l, 1, k, false
+    ));
+    future_set!("skipped_all", |s, l, k| query::skipped_over(
+        s, l, 1, k, true
+    ));
+    future_set!("read_any", |s, l, k| query::read_over(s, l, 1, k, false));
+    future_set!("read_all", |s, l, k| query::read_over(s, l, 1, k, true));
+    reg!(
+        engine,
+        "will_skip",
+        ["ctx: Ctx", "layer: int", "pos: int", "k: int"],
+        |c: &mut Ctx, l: INT, p: INT, k: INT| -> RResult<bool> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            query::will_skip(s, l, index(p, "pos")?, index(k, "k")?).map_err(rerr)
+        }
+    );
+    reg!(
+        engine,
+        "layer_skips_ahead",
+        ["ctx: Ctx", "layer: int", "k: int"],
+        |c: &mut Ctx, l: INT, k: INT| -> RResult<INT> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            Ok(int(
+                query::layer_skips_ahead(s, l, index(k, "k")?).map_err(rerr)?
+            ))
+        }
+    );
+
+    // --- the past
+    reg!(
+        engine,
+        "past_skipped",
+        ["ctx: Ctx", "layer: int", "w: int", "min: int"],
+        |c: &mut Ctx, l: INT, w: INT, m: INT| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            let set = query::past_skipped(s, l, index(w, "w")?, index(m, "min")?).map_err(rerr)?;
+            Ok(wrap(s, set))
+        }
+    );
+    reg!(
+        engine,
+        "past_skipped_any",
+        ["ctx: Ctx", "layer: int", "w: int"],
+        |c: &mut Ctx, l: INT, w: INT| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            let set = query::past_skipped(s, l, index(w, "w")?, 1).map_err(rerr)?;
+            Ok(wrap(s, set))
+        }
+    );
+    reg!(
+        engine,
+        "past_skipped_all",
+        ["ctx: Ctx", "layer: int", "w: int"],
+        |c: &mut Ctx, l: INT, w: INT| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            let w = index(w, "w")?;
+            let set = query::past_skipped(s, l, w, w.max(1)).map_err(rerr)?;
+            Ok(wrap(s, set))
+        }
+    );
+    reg!(
+        engine,
+        "layer_skips",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<INT> {
+            let s = c.sim()?;
+            Ok(int(s.history.layer_skips[layer_of(s, l)?]))
+        }
+    );
+    reg!(
+        engine,
+        "skip_share",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<FLOAT> {
+            let s = c.sim()?;
+            query::skip_share(s, layer_of(s, l)?).map_err(rerr)
+        }
+    );
+    reg!(
+        engine,
+        "mean_skip_share",
+        ["ctx: Ctx"],
+        |c: &mut Ctx| -> RResult<FLOAT> {
+            let s = c.sim()?;
+            let n = s.sizes.layers;
+            let mut sum = 0.0;
+            for l in 0..n {
+                sum += query::skip_share(s, l).map_err(rerr)?;
+            }
+            Ok(sum / n as FLOAT)
+        }
+    );
+
+    // --- alpha
+    reg!(
+        engine,
+        "predicted_alpha",
+        ["ctx: Ctx", "step: int", "layer: int"],
+        |c: &mut Ctx, n: INT, l: INT| -> RResult<Dynamic> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            let a = query::predicted_alpha(s, l, index(n, "step")?).map_err(rerr)?;
+            Ok(a.map_or(Dynamic::UNIT, Dynamic::from_float))
+        }
+    );
+    reg!(
+        engine,
+        "predicted_reads",
+        ["ctx: Ctx", "step: int", "layer: int"],
+        |c: &mut Ctx, n: INT, l: INT| -> RResult<Map> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            let (h, e) = query::predicted_reads(s, l, index(n, "step")?)
+                .map_err(rerr)?
+                .unwrap_or((0, 0));
+            let mut m = Map::new();
+            m.insert("hbm".into(), Dynamic::from_int(int(h)));
+            m.insert("ext".into(), Dynamic::from_int(int(e)));
+            Ok(m)
+        }
+    );
+
+    // --- moves
+    fn mv(
+        c: &mut Ctx,
+        set: &ScriptSet,
+        l: Option<INT>,
+        cap: Option<u64>,
+        hbm: bool,
+    ) -> RResult<INT> {
+        let s = c.sim_mut()?;
+        let layers = match l {
+            Some(l) => Layers::One(layer_of(s, l)?),
+            None => Layers::All,
+        };
+        let r = if hbm {
+            s.move_to_hbm(layers, &set.set, cap)
+        } else {
+            s.move_to_ext(layers, &set.set, cap)
+        };
+        r.map(int).map_err(rerr)
+    }
+    reg!(
+        engine,
+        "to_hbm",
+        ["ctx: Ctx", "set: TokenSet", "layer: int"],
+        |c: &mut Ctx, set: ScriptSet, l: INT| mv(c, &set, Some(l), None, true)
+    );
+    reg!(
+        engine,
+        "to_hbm",
+        ["ctx: Ctx", "set: TokenSet", "layer: int", "cap_bytes: int"],
+        |c: &mut Ctx, set: ScriptSet, l: INT, cap: INT| mv(c, &set, Some(l), cap_of(cap)?, true)
+    );
+    reg!(
+        engine,
+        "to_ext",
+        ["ctx: Ctx", "set: TokenSet", "layer: int"],
+        |c: &mut Ctx, set: ScriptSet, l: INT| mv(c, &set, Some(l), None, false)
+    );
+    reg!(
+        engine,
+        "to_ext",
+        ["ctx: Ctx", "set: TokenSet", "layer: int", "cap_bytes: int"],
+        |c: &mut Ctx, set: ScriptSet, l: INT, cap: INT| mv(c, &set, Some(l), cap_of(cap)?, false)
+    );
+    reg!(
+        engine,
+        "to_hbm_all",
+        ["ctx: Ctx", "set: TokenSet"],
+        |c: &mut Ctx, set: ScriptSet| mv(c, &set, None, None, true)
+    );
+    reg!(
+        engine,
+        "to_hbm_all",
+        ["ctx: Ctx", "set: TokenSet", "cap_bytes: int"],
+        |c: &mut Ctx, set: ScriptSet, cap: INT| mv(c, &set, None, cap_of(cap)?, true)
+    );
+    reg!(
+        engine,
+        "to_ext_all",
+        ["ctx: Ctx", "set: TokenSet"],
+        |c: &mut Ctx, set: ScriptSet| mv(c, &set, None, None, false)
+    );
+    reg!(
+        engine,
+        "to_ext_all",
+        ["ctx: Ctx", "set: TokenSet", "cap_bytes: int"],
+        |c: &mut Ctx, set: ScriptSet, cap: INT| mv(c, &set, None, cap_of(cap)?, false)
+    );
+
+    register_set(engine);
+}
+
+fn register_set(engine: &mut Engine) {
+    fn and(a: &mut ScriptSet, b: ScriptSet) -> ScriptSet {
+        let mut s = a.set.clone();
+        s.intersect_with(&b.set);
+        a.with(s)
+    }
+    fn or(a: &mut ScriptSet, b: ScriptSet) -> ScriptSet {
+        // Keep the larger capacity so no position is lost.
+        let (mut s, o) = if a.set.capacity() >= b.set.capacity() {
+            (a.set.clone(), b.set)
+        } else {
+            (b.set, a.set.clone())
+        };
+        s.union_with(&o);
+        a.with(s)
+    }
+    fn minus(a: &mut ScriptSet, b: ScriptSet) -> ScriptSet {
+        let mut s = a.set.clone();
+        s.subtract(&b.set);
+        a.with(s)
+    }
+    reg!(engine, "and", ["a: TokenSet", "b: TokenSet"], and);
+    reg!(engine, "or", ["a: TokenSet", "b: TokenSet"], or);
+    reg!(engine, "minus", ["a: TokenSet", "b: TokenSet"], minus);
+    engine.register_fn("&", |mut a: ScriptSet, b: ScriptSet| and(&mut a, b));
+    engine.register_fn("|", |mut a: ScriptSet, b: ScriptSet| or(&mut a, b));
+    engine.register_fn("-", |mut a: ScriptSet, b: ScriptSet| minus(&mut a, b));
+    reg!(engine, "count", ["set: TokenSet"], |a: &mut ScriptSet| int(
+        a.set.count()
+    ));
+    engine.register_get("count", |a: &mut ScriptSet| int(a.set.count()));
+    reg!(engine, "bytes", ["set: TokenSet"], |a: &mut ScriptSet| int(
+        a.set.count().saturating_mul(a.entry_bytes)
+    ));
+    engine.register_get("bytes", |a: &mut ScriptSet| {
+        int(a.set.count().saturating_mul(a.entry_bytes))
+    });
+    reg!(
+        engine,
+        "is_empty",
+        ["set: TokenSet"],
+        |a: &mut ScriptSet| a.set.is_empty()
+    );
+    reg!(
+        engine,
+        "contains",
+        ["set: TokenSet", "pos: int"],
+        |a: &mut ScriptSet, p: INT| p >= 0 && a.set.contains(p as usize)
+    );
+    reg!(
+        engine,
+        "first",
+        ["set: TokenSet", "k: int"],
+        |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
+            Ok(a.with(take(&a.set, index(k, "k")? as u64, false)))
+        }
+    );
+    reg!(
+        engine,
+        "last",
+        ["set: TokenSet", "k: int"],
+        |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
+            Ok(a.with(take(&a.set, index(k, "k")? as u64, true)))
+        }
+    );
+    reg!(
+        engine,
+        "between",
+        ["set: TokenSet", "start: int", "end: int"],
+        |a: &mut ScriptSet, s: INT, e: INT| -> RResult<ScriptSet> {
+            let (s, e) = (index(s, "start")?, index(e, "end")?);
+            let mut out = a.set.clone();
+            out.truncate(e);
+            out.remove_range(0, s);
+            Ok(a.with(out))
+        }
+    );
+    reg!(engine, "oldest", ["set: TokenSet"], |a: &mut ScriptSet| a
+        .set
+        .iter()
+        .next()
+        .map_or(-1, |p| p as INT));
+    reg!(engine, "newest", ["set: TokenSet"], |a: &mut ScriptSet| a
+        .set
+        .iter_rev()
+        .next()
+        .map_or(-1, |p| p as INT));
+    reg!(
+        engine,
+        "ranges",
+        ["set: TokenSet"],
+        |a: &mut ScriptSet| -> RResult<Array> {
+            let r = a.set.ranges();
+            if r.len() > 10_000 {
+                return Err(format!(
+                    "set has {} ranges: too many for a script array (use the set verbs)",
+                    r.len()
+                )
+                .into());
+            }
+            Ok(r.into_iter()
+                .map(|(s, e)| {
+                    let pair: Array =
+                        vec![Dynamic::from_int(s as INT), Dynamic::from_int(e as INT)];
+                    Dynamic::from_array(pair)
+                })
+                .collect())
+        }
+    );
+    engine.register_fn("to_string", |a: &mut ScriptSet| format!("{:?}", a.set));
+    engine.register_fn("to_debug", |a: &mut ScriptSet| format!("{:?}", a.set));
+    engine.register_fn("to_string", |_: &mut Ctx| "ctx".to_string());
+}

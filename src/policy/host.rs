@@ -1,0 +1,347 @@
+//! The Rhai host: a sandboxed engine, scripts compiled once per run, hooks called with the `ctx`
+//! handle bound to the engine's [`Sim`], and every script error turned into
+//! `file:line:col: message` plus the source line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
+
+use super::ctx::{self, Ctx};
+use crate::engine::{Policy, Sim};
+use crate::memory::Tier;
+
+/// Operations one hook call may run. The reference scripts use a few hundred (a loop over the
+/// layers); a runaway loop stops well under a second even in a debug build.
+pub const MAX_OPERATIONS_PER_CALL: u64 = 1_000_000;
+/// Nested function calls inside one hook call.
+pub const MAX_CALL_LEVELS: usize = 32;
+/// Largest string, array and map a script may build (big data stays on the Rust side).
+pub const MAX_STRING_BYTES: usize = 64 * 1024;
+pub const MAX_ARRAY_LEN: usize = 10_000;
+pub const MAX_MAP_LEN: usize = 1_000;
+
+/// A sandboxed engine with the script API registered: no file, network or process access (Rhai
+/// has none built in), `eval` disabled, `import` unable to load anything, limits set
+/// explicitly (debug and release builds differ in their defaults).
+pub fn new_engine() -> Engine {
+    let mut e = Engine::new();
+    e.set_max_operations(MAX_OPERATIONS_PER_CALL);
+    e.set_max_call_levels(MAX_CALL_LEVELS);
+    e.set_max_expr_depths(64, 32);
+    e.set_max_string_size(MAX_STRING_BYTES);
+    e.set_max_array_size(MAX_ARRAY_LEN);
+    e.set_max_map_size(MAX_MAP_LEN);
+    e.set_max_variables(1_000);
+    e.set_max_functions(1_000);
+    e.set_max_modules(0);
+    e.disable_symbol("eval");
+    e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    e.on_print(|s| eprintln!("[script] {s}"));
+    e.on_debug(|s, src, pos| eprintln!("[script {} {pos}] {s}", src.unwrap_or("")));
+    ctx::register(&mut e);
+    e
+}
+
+/// The hooks a script may define.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Place,
+    OnStep,
+    OnLayer,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Place => "place",
+            Hook::OnStep => "on_step",
+            Hook::OnLayer => "on_layer",
+        }
+    }
+}
+
+/// A compiled script file.
+pub struct Script {
+    pub path: PathBuf,
+    /// Short name for tables: the file stem.
+    pub label: String,
+    source: String,
+    ast: AST,
+    hooks: [Option<Position>; 3],
+}
+
+impl Script {
+    /// Reads and compiles `path`. Compile errors name `file:line:col`.
+    pub fn load(engine: &Engine, path: &Path) -> Result<Script> {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read script {}", path.display()))?;
+        Script::compile(engine, path, source)
+    }
+
+    pub fn compile(engine: &Engine, path: &Path, source: String) -> Result<Script> {
+        let mut ast = engine
+            .compile(&source)
+            .map_err(|e| parse_error(path, &source, &e))?;
+        ast.set_source(path.display().to_string());
+        let mut hooks = [None; 3];
+        for (i, h) in [Hook::Place, Hook::OnStep, Hook::OnLayer]
+            .iter()
+            .enumerate()
+        {
+            let found: Vec<usize> = ast
+                .iter_functions()
+                .filter(|f| f.name == h.name())
+                .map(|f| f.params.len())
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
+            if !found.contains(&1) {
+                bail!(
+                    "{}:{}: fn {} must take one parameter (ctx), found {} parameter(s)",
+                    path.display(),
+                    fn_line(&source, h.name()).map_or(1, |p| p.0),
+                    h.name(),
+                    found[0]
+                );
+            }
+            let (line, col) = fn_line(&source, h.name()).unwrap_or((1, 1));
+            hooks[i] = Some(Position::new(line as u16, col as u16));
+        }
+        let label = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Script {
+            path: path.to_path_buf(),
+            label,
+            source,
+            ast,
+            hooks,
+        })
+    }
+
+    pub fn has(&self, h: Hook) -> bool {
+        self.hooks[h as usize].is_some()
+    }
+
+    /// Turns a runtime error of hook `h` into `file:line:col: in h: message` and the source line.
+    fn runtime_error(&self, h: Hook, e: &EvalAltResult) -> anyhow::Error {
+        let (pos, inner) = innermost(e);
+        let limit = matches!(
+            inner,
+            EvalAltResult::ErrorTooManyOperations(..)
+                | EvalAltResult::ErrorStackOverflow(..)
+                | EvalAltResult::ErrorDataTooLarge(..)
+        );
+        let mut msg = inner.to_string();
+        if let Some(i) = msg.find(" (line ") {
+            msg.truncate(i);
+        }
+        match inner {
+            EvalAltResult::ErrorTooManyOperations(..) => {
+                msg = format!(
+                    "{msg}: more than {MAX_OPERATIONS_PER_CALL} operations in one call (an endless loop? loop over positions? use the set verbs)"
+                )
+            }
+            EvalAltResult::ErrorStackOverflow(..) => {
+                msg = format!("{msg}: calls nested deeper than {MAX_CALL_LEVELS} (endless recursion?)")
+            }
+            _ => {}
+        }
+        let (pos, note) = match pos {
+            Some(p) => (p, ""),
+            None => (
+                self.hooks[h as usize].unwrap_or(Position::new(1, 1)),
+                if limit {
+                    " (limit errors carry no position: showing the hook)"
+                } else {
+                    ""
+                },
+            ),
+        };
+        located(
+            &self.path,
+            &self.source,
+            pos,
+            &format!("in {}: {msg}{note}", h.name()),
+        )
+    }
+
+    /// Error for a hook that ran but returned something it may not.
+    fn value_error(&self, h: Hook, msg: &str) -> anyhow::Error {
+        let pos = self.hooks[h as usize].unwrap_or(Position::new(1, 1));
+        located(
+            &self.path,
+            &self.source,
+            pos,
+            &format!("in {}: {msg}", h.name()),
+        )
+    }
+}
+
+/// 1-based line and column of `fn name(` in `source`, skipping comment lines.
+fn fn_line(source: &str, name: &str) -> Option<(usize, usize)> {
+    let pat = format!("fn {name}");
+    for (i, line) in source.lines().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with("//") {
+            continue;
+        }
+        if let Some(c) = line.find(&pat) {
+            let rest = line[c + pat.len()..].trim_start();
+            if rest.starts_with('(') {
+                return Some((i + 1, c + 1));
+            }
+        }
+    }
+    None
+}
+
+/// The innermost error of a chain of function-call errors, with the deepest known position.
+fn innermost(e: &EvalAltResult) -> (Option<Position>, &EvalAltResult) {
+    let mut best = (!e.position().is_none()).then(|| e.position());
+    let mut cur = e;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, pos) = cur {
+        if !pos.is_none() {
+            best = Some(*pos);
+        }
+        cur = inner;
+        if !cur.position().is_none() {
+            best = Some(cur.position());
+        }
+    }
+    (best, cur)
+}
+
+fn located(path: &Path, source: &str, pos: Position, msg: &str) -> anyhow::Error {
+    let line = pos.line().unwrap_or(1);
+    let col = pos.position().unwrap_or(1);
+    let src = source.lines().nth(line - 1).unwrap_or("");
+    anyhow!("{}:{line}:{col}: {msg}\n  {line} | {src}", path.display())
+}
+
+fn parse_error(path: &Path, source: &str, e: &ParseError) -> anyhow::Error {
+    let mut msg = e.err_type().to_string();
+    if let Some(i) = msg.find(" (line ") {
+        msg.truncate(i);
+    }
+    located(path, source, e.position(), &format!("syntax error: {msg}"))
+}
+
+/// Where new entries go: a native tier or a script's `place`.
+pub enum Placement {
+    Native(Tier),
+    Script(Script),
+}
+
+/// A (placement, migration) pair run through one engine and one `ctx`.
+pub struct ScriptedPolicy {
+    engine: Engine,
+    ctx: Ctx,
+    ctx_arg: Dynamic,
+    scope: Scope<'static>,
+    placement: Placement,
+    migration: Option<Script>,
+    name: String,
+}
+
+impl ScriptedPolicy {
+    pub fn new(
+        engine: Engine,
+        placement: Placement,
+        migration: Option<Script>,
+        params: ctx::Params,
+        name: String,
+    ) -> ScriptedPolicy {
+        let ctx = Ctx::new(params);
+        ScriptedPolicy {
+            engine,
+            ctx_arg: Dynamic::from(ctx.clone()),
+            ctx,
+            scope: Scope::new(),
+            placement,
+            migration,
+            name,
+        }
+    }
+
+    fn call(&mut self, which: Which, h: Hook, sim: &mut Sim) -> Result<Dynamic> {
+        let script = match which {
+            Which::Placement => match &self.placement {
+                Placement::Script(s) => s,
+                Placement::Native(_) => unreachable!("native placement is not called"),
+            },
+            Which::Migration => self.migration.as_ref().expect("checked by has_*"),
+        };
+        let _bound = self.ctx.bind(sim);
+        // eval_ast(false): a script's top-level statements are never run, only its hooks.
+        let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        self.engine
+            .call_fn_with_options::<Dynamic>(
+                opts,
+                &mut self.scope,
+                &script.ast,
+                h.name(),
+                (self.ctx_arg.clone(),),
+            )
+            .map_err(|e| script.runtime_error(h, &e))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Placement,
+    Migration,
+}
+
+impl Policy for ScriptedPolicy {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn place(&mut self, sim: &mut Sim, _layer: usize) -> Result<Tier> {
+        if let Placement::Native(t) = self.placement {
+            return Ok(t);
+        }
+        let v = self.call(Which::Placement, Hook::Place, sim)?;
+        if let Some(s) = v.read_lock::<rhai::ImmutableString>() {
+            match s.as_str() {
+                "hbm" => return Ok(Tier::Hbm),
+                "ext" => return Ok(Tier::Ext),
+                _ => {}
+            }
+        }
+        let Placement::Script(script) = &self.placement else {
+            unreachable!()
+        };
+        let shown = if v.is_string() {
+            format!("{:?}", v.to_string())
+        } else {
+            format!("{} {v}", v.type_name())
+        };
+        Err(script.value_error(
+            Hook::Place,
+            &format!("place must return \"hbm\" or \"ext\", got {shown}"),
+        ))
+    }
+
+    fn has_on_step(&self) -> bool {
+        self.migration.as_ref().is_some_and(|m| m.has(Hook::OnStep))
+    }
+
+    fn on_step(&mut self, sim: &mut Sim) -> Result<()> {
+        self.call(Which::Migration, Hook::OnStep, sim).map(drop)
+    }
+
+    fn has_on_layer(&self) -> bool {
+        self.migration
+            .as_ref()
+            .is_some_and(|m| m.has(Hook::OnLayer))
+    }
+
+    fn on_layer(&mut self, sim: &mut Sim, _layer: usize) -> Result<()> {
+        self.call(Which::Migration, Hook::OnLayer, sim).map(drop)
+    }
+}

@@ -1,0 +1,235 @@
+//! Policies as Rhai scripts (SPEC 8): the host that runs a placement script and a migration
+//! script as one [`crate::engine::Policy`], the `ctx` API they see, and how a strategy named on
+//! the command line or in a scenario is found (native name, file, or a script under
+//! `policies/`).
+//!
+//! Architecture Invariant: scripts reach the run only through `ctx`; they read state through
+//! [`query`] and [`crate::memory::Memory`] getters and change it only through the move verbs of
+//! [`crate::engine::Sim`]. Nothing outside this module knows about Rhai.
+//!
+//! Not here: the decode loop ([`crate::engine`]), comparing many pairs ([`crate::compare`]).
+
+pub mod api;
+pub mod ctx;
+pub mod host;
+pub mod query;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use rhai::Dynamic;
+
+pub use ctx::Params;
+pub use host::{new_engine, Placement, Script, ScriptedPolicy};
+
+use crate::engine::Policy;
+use crate::memory::Tier;
+use crate::scenario::Scenario;
+
+/// Which part of a strategy a name refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Placement,
+    Migration,
+}
+
+impl Kind {
+    fn dir(self) -> &'static str {
+        match self {
+            Kind::Placement => "placement",
+            Kind::Migration => "migration",
+        }
+    }
+}
+
+/// A strategy as named by the user: built into the core, or a script file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyRef {
+    /// `hbm` / `ext` (placement), `none` (migration).
+    Native(String),
+    Script(PathBuf),
+}
+
+impl PolicyRef {
+    /// Name shown in tables: the native name or the file stem.
+    pub fn label(&self) -> String {
+        match self {
+            PolicyRef::Native(n) => n.clone(),
+            PolicyRef::Script(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string()),
+        }
+    }
+}
+
+/// Resolves `spec`: a native name, a path (relative to `base`, else the working directory), or
+/// a bare name of a script under `policies/<kind>/`.
+pub fn resolve(spec: &str, kind: Kind, base: Option<&Path>) -> Result<PolicyRef> {
+    let native = match kind {
+        Kind::Placement => ["hbm", "ext"].as_slice(),
+        Kind::Migration => ["none"].as_slice(),
+    };
+    if native.contains(&spec) {
+        return Ok(PolicyRef::Native(spec.to_string()));
+    }
+    let p = Path::new(spec);
+    let mut tried = Vec::new();
+    if let Some(b) = base.filter(|_| p.is_relative()) {
+        let c = b.join(p);
+        if c.is_file() {
+            return Ok(PolicyRef::Script(c));
+        }
+        tried.push(c);
+    }
+    if p.is_file() {
+        return Ok(PolicyRef::Script(p.to_path_buf()));
+    }
+    tried.push(p.to_path_buf());
+    if !spec.contains('/') && !spec.ends_with(".rhai") {
+        let c = Path::new("policies")
+            .join(kind.dir())
+            .join(format!("{spec}.rhai"));
+        if c.is_file() {
+            return Ok(PolicyRef::Script(c));
+        }
+        tried.push(c);
+    }
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "no {} strategy {spec:?}: not a native one ({}) and no such script (tried {})",
+        kind.dir(),
+        native.join(", "),
+        tried.join(", ")
+    )
+}
+
+/// Scripts named by `spec` for a comparison: a folder gives every `*.rhai` in it (sorted).
+pub fn expand(spec: &str, kind: Kind) -> Result<Vec<PolicyRef>> {
+    let p = Path::new(spec);
+    if p.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+            .with_context(|| format!("cannot list {}", p.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "rhai") && p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("{}: no .rhai scripts in this folder", p.display());
+        }
+        return Ok(files.into_iter().map(PolicyRef::Script).collect());
+    }
+    Ok(vec![resolve(spec, kind, None)?])
+}
+
+/// A scenario's `[policy.params]` with `key=value` overrides applied.
+pub fn params(scenario: &Scenario, overrides: &[String]) -> Result<Params> {
+    let mut out = Params::new();
+    for (k, v) in &scenario.file.policy.params {
+        let d = match v {
+            toml::Value::Integer(i) => Dynamic::from_int(*i),
+            toml::Value::Float(f) => Dynamic::from_float(*f),
+            toml::Value::Boolean(b) => Dynamic::from_bool(*b),
+            toml::Value::String(s) => Dynamic::from(s.clone()),
+            other => bail!(
+                "policy.params.{k} = {other}: a parameter must be a number, a boolean or a string"
+            ),
+        };
+        out.insert(k.clone(), d);
+    }
+    for o in overrides {
+        let (k, v) = parse_param(o)?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// `key=value` with the value read as int, float, bool, or else string.
+pub fn parse_param(s: &str) -> Result<(String, Dynamic)> {
+    let Some((k, v)) = s.split_once('=') else {
+        bail!("--param {s:?}: expected key=value");
+    };
+    let (k, v) = (k.trim(), v.trim());
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bail!("--param {s:?}: the key must be letters, digits and _");
+    }
+    let d = if let Ok(i) = v.parse::<i64>() {
+        Dynamic::from_int(i)
+    } else if let Ok(f) = v.parse::<f64>() {
+        Dynamic::from_float(f)
+    } else if let Ok(b) = v.parse::<bool>() {
+        Dynamic::from_bool(b)
+    } else {
+        Dynamic::from(v.to_string())
+    };
+    Ok((k.to_string(), d))
+}
+
+/// Builds the policy for a (placement, migration) pair; scripts are compiled here, once.
+pub fn build(
+    placement: &PolicyRef,
+    migration: &PolicyRef,
+    params: Params,
+) -> Result<Box<dyn Policy>> {
+    let name = format!("{} + {}", placement.label(), migration.label());
+    if let (PolicyRef::Native(p), PolicyRef::Native(_)) = (placement, migration) {
+        // The core's native policy, under its own name (`hbm`), as before scripts existed.
+        return crate::native_policy(p);
+    }
+    let engine = new_engine();
+    let placement = match placement {
+        PolicyRef::Native(n) if n == "hbm" => Placement::Native(Tier::Hbm),
+        PolicyRef::Native(_) => Placement::Native(Tier::Ext),
+        PolicyRef::Script(p) => {
+            let s = Script::load(&engine, p)?;
+            if !s.has(host::Hook::Place) {
+                bail!(
+                    "{}: a placement script must define fn place(ctx)",
+                    p.display()
+                );
+            }
+            Placement::Script(s)
+        }
+    };
+    let migration = match migration {
+        PolicyRef::Native(_) => None,
+        PolicyRef::Script(p) => Some(Script::load(&engine, p)?),
+    };
+    Ok(Box::new(ScriptedPolicy::new(
+        engine, placement, migration, params, name,
+    )))
+}
+
+/// Compiles `path` and runs it on `scenario` (normally scenarios/tiny.toml) as a placement
+/// script if it defines `place`, else as a migration script with native `hbm` placement.
+/// Returns a one-line report.
+pub fn check(path: &Path, scenario: &Scenario, overrides: &[String]) -> Result<String> {
+    let engine = new_engine();
+    let script = Script::load(&engine, path)?;
+    let hooks: Vec<&str> = [host::Hook::Place, host::Hook::OnStep, host::Hook::OnLayer]
+        .into_iter()
+        .filter(|h| script.has(*h))
+        .map(|h| h.name())
+        .collect();
+    let me = PolicyRef::Script(path.to_path_buf());
+    let (p, m) = if script.has(host::Hook::Place) {
+        (me, PolicyRef::Native("none".into()))
+    } else {
+        (PolicyRef::Native("hbm".into()), me)
+    };
+    let mut policy = build(&p, &m, params(scenario, overrides)?)?;
+    let s = crate::simulate(scenario, policy.as_mut(), None)?;
+    let defines = if hooks.is_empty() {
+        "no hook: a migration that never moves".to_string()
+    } else {
+        format!("defines {}", hooks.join(", "))
+    };
+    Ok(format!(
+        "{}: ok ({defines}); dry run on {} as `{}`: decode time {:.6} s, x ideal {:.4}",
+        path.display(),
+        scenario.name,
+        s.policy,
+        s.decode_time_s,
+        s.x_ideal
+    ))
+}

@@ -1,0 +1,345 @@
+//! Questions a policy asks about the run, answered natively over bitsets: the trace's future
+//! inside the look-ahead window, its recent past, and the alpha the current residency would give.
+//!
+//! Every function reads a [`Sim`] and returns plain values or [`TokenSet`]s sized to the run
+//! (`P + D` positions); none changes anything. They are the Rust side of the script API in
+//! [`super::ctx`] and are public so tests can check a script's effect with the same arithmetic.
+//!
+//! "Skipped" here means "not read": at a step where the whole layer is skipped, every position
+//! before the step counts as skipped.
+
+use anyhow::{bail, Result};
+
+use crate::engine::Sim;
+use crate::tokenset::TokenSet;
+use crate::trace::StepSkips;
+
+/// The trace of `step`, which must lie in `n - past ..= n + lookahead` (`n` the current step).
+/// `Ok(None)` for steps after the end of the run (nothing happens there).
+fn step_skips(sim: &Sim, step: usize) -> Result<Option<&StepSkips>> {
+    let n = sim.step;
+    let la = sim.window.lookahead();
+    if step > n + la {
+        bail!(
+            "look-ahead to step {step} (n+{}) is past the window: the scenario's policy.lookahead is {la} steps",
+            step - n
+        );
+    }
+    if step < n && n - step > sim.window.past() {
+        bail!(
+            "history of step {step} (n-{}) is older than the {} past steps kept",
+            n - step,
+            sim.window.past()
+        );
+    }
+    if step < sim.sizes.prefill {
+        bail!(
+            "step {step} is a prefill position: decode steps start at {}",
+            sim.sizes.prefill
+        );
+    }
+    if step >= sim.window.end() {
+        return Ok(None);
+    }
+    match sim.window.get(step) {
+        Some(s) => Ok(Some(s)),
+        None => bail!("step {step} is not in the trace window (engine bug)"),
+    }
+}
+
+fn check_layer(sim: &Sim, layer: usize) -> Result<()> {
+    if layer >= sim.sizes.layers {
+        bail!(
+            "layer {layer} does not exist (the model has layers 0..{})",
+            sim.sizes.layers
+        );
+    }
+    Ok(())
+}
+
+/// An empty set sized to the run.
+pub fn empty(sim: &Sim) -> TokenSet {
+    TokenSet::new(sim.sizes.positions())
+}
+
+/// ORs (or, with `and`, ANDs) the not-read set of `(step, layer)` into `acc`.
+fn fold_skipped(acc: &mut TokenSet, s: &StepSkips, layer: usize, and: bool) {
+    let ls = &s.layers[layer];
+    let step = s.step;
+    if ls.layer {
+        // Nothing read: every position before the step is "skipped".
+        let all = TokenSet::range(acc.capacity(), 0, step);
+        if and {
+            acc.intersect_with(&all);
+        } else {
+            acc.union_with(&all);
+        }
+    } else if and {
+        acc.intersect_with(&ls.tokens);
+    } else if ls.token_count > 0 {
+        acc.union_with(&ls.tokens);
+    }
+}
+
+/// Positions not read at `(step, layer)`; `step` is absolute and inside the window.
+pub fn skipped_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
+    check_layer(sim, layer)?;
+    let mut acc = empty(sim);
+    if let Some(s) = step_skips(sim, step)? {
+        fold_skipped(&mut acc, s, layer, false);
+    }
+    Ok(acc)
+}
+
+/// Existing entries of `layer` that `(step, layer)` reads (entries created after the current
+/// step are not counted: they do not exist yet).
+pub fn read_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
+    check_layer(sim, layer)?;
+    let Some(s) = step_skips(sim, step)? else {
+        return Ok(empty(sim));
+    };
+    let mut read = sim.memory.present(layer).clone();
+    if s.layers[layer].layer {
+        read.clear();
+    } else {
+        read.truncate(step);
+        read.subtract(&s.layers[layer].tokens);
+    }
+    Ok(read)
+}
+
+/// Steps `n + from ..= n + to`, clamped to the end of the run.
+fn future_steps(sim: &Sim, from: usize, to: usize) -> Result<std::ops::Range<usize>> {
+    if from > to {
+        bail!("empty step range n+{from}..=n+{to}");
+    }
+    // Check the far end first so a window error names it.
+    step_skips(sim, sim.step + to)?;
+    let end = (sim.step + to + 1).min(sim.window.end());
+    Ok((sim.step + from).min(end)..end)
+}
+
+/// Union (`all = false`) or intersection (`all = true`) of the not-read sets of `layer` over
+/// steps `n+from ..= n+to`. Empty when no step of the range is inside the run.
+pub fn skipped_over(
+    sim: &Sim,
+    layer: usize,
+    from: usize,
+    to: usize,
+    all: bool,
+) -> Result<TokenSet> {
+    check_layer(sim, layer)?;
+    let steps = future_steps(sim, from, to)?;
+    fold_steps(sim, layer, steps, all)
+}
+
+fn fold_steps(
+    sim: &Sim,
+    layer: usize,
+    steps: std::ops::Range<usize>,
+    all: bool,
+) -> Result<TokenSet> {
+    let mut acc = empty(sim);
+    let mut first = true;
+    for step in steps {
+        let s = step_skips(sim, step)?.expect("clamped to the run");
+        if all && first {
+            fold_skipped(&mut acc, s, layer, false);
+        } else {
+            fold_skipped(&mut acc, s, layer, all);
+        }
+        first = false;
+    }
+    Ok(acc)
+}
+
+/// Existing entries of `layer` read at least once (`all = false`) or at every step
+/// (`all = true`) of `n+from ..= n+to`.
+pub fn read_over(sim: &Sim, layer: usize, from: usize, to: usize, all: bool) -> Result<TokenSet> {
+    check_layer(sim, layer)?;
+    let steps = future_steps(sim, from, to)?;
+    if steps.is_empty() {
+        return Ok(empty(sim));
+    }
+    // Read at least once = present minus skipped at every step; read always = present minus
+    // skipped at some step.
+    let skipped = fold_steps(sim, layer, steps.clone(), !all)?;
+    let mut read = sim.memory.present(layer).clone();
+    read.truncate(steps.start);
+    read.subtract(&skipped);
+    Ok(read)
+}
+
+/// Whether position `pos` of `layer` is not read at some step of `n+1 ..= n+k`.
+pub fn will_skip(sim: &Sim, layer: usize, pos: usize, k: usize) -> Result<bool> {
+    check_layer(sim, layer)?;
+    if k == 0 {
+        return Ok(false);
+    }
+    for step in future_steps(sim, 1, k)? {
+        let ls = &step_skips(sim, step)?.expect("clamped").layers[layer];
+        if ls.layer || (pos < step && ls.tokens.contains(pos)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Number of steps in `n+1 ..= n+k` at which the whole layer is skipped.
+pub fn layer_skips_ahead(sim: &Sim, layer: usize, k: usize) -> Result<u64> {
+    check_layer(sim, layer)?;
+    if k == 0 {
+        return Ok(0);
+    }
+    let mut c = 0;
+    for step in future_steps(sim, 1, k)? {
+        c += step_skips(sim, step)?.expect("clamped").layers[layer].layer as u64;
+    }
+    Ok(c)
+}
+
+/// The decode steps among the last `w` before the current one, oldest first.
+fn past_steps(sim: &Sim, w: usize) -> Result<std::ops::Range<usize>> {
+    let n = sim.step;
+    if w > sim.window.past() {
+        bail!(
+            "past window of {w} steps is longer than the {} steps kept",
+            sim.window.past()
+        );
+    }
+    let start = n.saturating_sub(w).max(sim.sizes.prefill);
+    Ok(start..n)
+}
+
+/// Positions of `layer` not read at least `min` times in the last `w` steps (counting only
+/// steps that happened: early in the run fewer than `w` exist, and `min` is capped at their
+/// number). `min = 1` is the union, `min = w` the intersection.
+pub fn past_skipped(sim: &Sim, layer: usize, w: usize, min: usize) -> Result<TokenSet> {
+    check_layer(sim, layer)?;
+    let steps = past_steps(sim, w)?;
+    let mut out = empty(sim);
+    if steps.is_empty() || min == 0 {
+        if min == 0 {
+            out.insert_range(0, sim.step);
+        }
+        return Ok(out);
+    }
+    let need = min.min(steps.len());
+    if need == 1 {
+        return fold_steps(sim, layer, steps, false);
+    }
+    if need == steps.len() {
+        return fold_steps(sim, layer, steps, true);
+    }
+    // Bit-sliced counters: plane b holds bit b of each position's count (w <= 64 -> 7 planes).
+    let words = out.words().len();
+    let mut planes = vec![vec![0u64; words]; 7];
+    let mut scratch = empty(sim);
+    for step in steps {
+        scratch.clear();
+        fold_skipped(
+            &mut scratch,
+            step_skips(sim, step)?.expect("past"),
+            layer,
+            false,
+        );
+        for (i, &x) in scratch.words().iter().enumerate() {
+            let mut carry = x;
+            for plane in planes.iter_mut() {
+                if carry == 0 {
+                    break;
+                }
+                let p = plane[i];
+                plane[i] = p ^ carry;
+                carry &= p;
+            }
+        }
+    }
+    // count >= need, word by word: compare the bit-sliced numbers with the constant.
+    let dst = out.words_mut();
+    for (i, d) in dst.iter_mut().enumerate() {
+        let (mut gt, mut eq) = (0u64, u64::MAX);
+        for b in (0..7).rev() {
+            let x = planes[b][i];
+            if (need >> b) & 1 == 1 {
+                eq &= x;
+            } else {
+                gt |= eq & x;
+                eq &= !x;
+            }
+        }
+        *d = gt | eq;
+    }
+    out.clear_tail();
+    Ok(out)
+}
+
+/// Share of the possible KV reads of `layer` so far that did not happen: whole-layer skips plus
+/// token skips, over the decode steps done. 0 before the first step.
+pub fn skip_share(sim: &Sim, layer: usize) -> Result<f64> {
+    check_layer(sim, layer)?;
+    let h = &sim.history;
+    let steps = h.steps_done + u64::from(sim.layer.is_some_and(|l| l > layer));
+    if steps == 0 {
+        return Ok(0.0);
+    }
+    let read = h.kv_read_entries[layer] as f64;
+    let skipped = h.kv_skipped_entries[layer] as f64;
+    let layer_rate = h.layer_skips[layer] as f64 / steps as f64;
+    let token_share = if read + skipped > 0.0 {
+        skipped / (read + skipped)
+    } else {
+        0.0
+    };
+    Ok(layer_rate + (1.0 - layer_rate) * token_share)
+}
+
+/// Bytes the attention sublayer of `(step, layer)` would read from HBM and from EXT with the
+/// current residency: its weights plus the existing entries it reads. `None` if the layer is
+/// skipped there or the step is past the run.
+pub fn predicted_reads(sim: &Sim, layer: usize, step: usize) -> Result<Option<(u64, u64)>> {
+    check_layer(sim, layer)?;
+    let Some(s) = step_skips(sim, step)? else {
+        return Ok(None);
+    };
+    let ls = &s.layers[layer];
+    if ls.layer {
+        return Ok(None);
+    }
+    let (p, h) = (
+        sim.memory.present(layer).words(),
+        sim.memory.hbm(layer).words(),
+    );
+    let sk = ls.tokens.words();
+    let limit = step.div_ceil(64).min(p.len());
+    let (mut total, mut on_hbm) = (0u64, 0u64);
+    for i in 0..limit {
+        let mut read = p[i] & !sk.get(i).copied().unwrap_or(0);
+        if i + 1 == step.div_ceil(64) && !step.is_multiple_of(64) {
+            read &= crate::tokenset::mask_bits(0, step % 64);
+        }
+        total += read.count_ones() as u64;
+        on_hbm += (read & h[i]).count_ones() as u64;
+    }
+    let k = sim.sizes.entry_bytes;
+    let w_hbm = sim.sizes.attn_weight_hbm[layer];
+    let w_ext = sim.sizes.attn_weight_bytes - w_hbm;
+    Ok(Some((w_hbm + on_hbm * k, w_ext + (total - on_hbm) * k)))
+}
+
+/// `alpha` the attention sublayer of `(step, layer)` would have with the current residency.
+pub fn predicted_alpha(sim: &Sim, layer: usize, step: usize) -> Result<Option<f64>> {
+    Ok(predicted_reads(sim, layer, step)?.and_then(|(h, e)| {
+        let all = h + e;
+        (all > 0).then(|| h as f64 / all as f64)
+    }))
+}
+
+/// Union over layers of the entries on HBM.
+pub fn hbm_any_layer(sim: &Sim) -> TokenSet {
+    let mut acc = empty(sim);
+    for l in 0..sim.sizes.layers {
+        acc.union_with(sim.memory.hbm(l));
+    }
+    acc
+}
