@@ -15,6 +15,7 @@ pub mod rng;
 pub mod scenario;
 pub mod tokenset;
 pub mod trace;
+pub mod watch;
 
 use std::path::Path;
 
