@@ -417,3 +417,14 @@ pub fn bench(
     }
     Ok(())
 }
+
+pub fn watch(opts: kvtier::watch::WatchOptions) -> Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    // SIGINT and SIGTERM end the watch cleanly (exit 0).
+    ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed))
+        .map_err(|e| anyhow::anyhow!("cannot install the signal handler: {e}"))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    kvtier::watch::watch(opts, &mut out, stop)
+}

@@ -16,6 +16,7 @@ pub mod scenario;
 pub mod sweep;
 pub mod tokenset;
 pub mod trace;
+pub mod watch;
 
 use std::path::Path;
 

@@ -91,6 +91,27 @@ enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// Run a comparison, then re-run the pairs each saved file affects and print the table again.
+    Watch {
+        scenario: PathBuf,
+        /// Placement scripts or folders of scripts (default: policies/placement).
+        #[arg(long, num_args = 1..)]
+        placement: Vec<String>,
+        /// Migration scripts or folders of scripts (default: policies/migration).
+        #[arg(long, num_args = 1..)]
+        migration: Vec<String>,
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Poll files instead of waiting for the OS's events (network and container mounts).
+        #[arg(long)]
+        poll: bool,
+        /// Print one JSON object per refresh (for editor integrations and tests).
+        #[arg(long)]
+        json_lines: bool,
+        /// Events closer than this are one save.
+        #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+        debounce_ms: u64,
+    },
     /// Compile a strategy script and dry-run it on scenarios/tiny.toml.
     Check {
         script: PathBuf,
@@ -191,6 +212,23 @@ fn dispatch(c: Command) -> Result<()> {
             by,
             csv.as_deref(),
         ),
+        Command::Watch {
+            scenario,
+            placement,
+            migration,
+            params,
+            poll,
+            json_lines,
+            debounce_ms,
+        } => cli::watch(kvtier::watch::WatchOptions {
+            scenario,
+            placements: placement,
+            migrations: migration,
+            params,
+            poll,
+            json_lines,
+            debounce: std::time::Duration::from_millis(debounce_ms),
+        }),
         Command::Check {
             script,
             scenario,
