@@ -111,6 +111,11 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// A pair of the table: placement and migration.
+type PairKey = (PolicyKey, PolicyKey);
+/// Outcomes of a set of runs, one per pair.
+type Outcomes = Vec<(PairKey, Result<Summary, String>)>;
+
 /// Status of a row in the live table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -353,7 +358,8 @@ impl State {
                 .find(|(_, d)| p.parent() == Some(d.as_path()))
                 .map(|(k, _)| *k);
             let known = self.hashes.contains_key(&p);
-            if !known && !(in_dir.is_some() && p.extension().is_some_and(|e| e == "rhai")) {
+            let new_script = in_dir.is_some() && p.extension().is_some_and(|e| e == "rhai");
+            if !known && !new_script {
                 continue;
             }
             let h = hash_file(&p);
@@ -415,7 +421,7 @@ impl State {
     }
 
     /// Records the outcome of runs.
-    fn apply(&mut self, results: Vec<((PolicyKey, PolicyKey), Result<Summary, String>)>) {
+    fn apply(&mut self, results: Outcomes) {
         self.touched = results.iter().map(|(k, _)| k.clone()).collect();
         for (key, r) in results {
             let gone = self.is_gone(&key.0) || self.is_gone(&key.1);
@@ -543,7 +549,7 @@ fn run_pairs(
     pairs: &[(PolicyKey, PolicyKey)],
     params: &[String],
     cancel: &AtomicBool,
-) -> Option<Vec<((PolicyKey, PolicyKey), Result<Summary, String>)>> {
+) -> Option<Outcomes> {
     let params = match policy::params(scenario, params) {
         Ok(p) => p,
         Err(e) => {
@@ -684,11 +690,7 @@ pub fn render(r: &Refresh) -> String {
 enum Msg {
     Events(BTreeSet<PathBuf>),
     WatchError(String),
-    Done(
-        u64,
-        Option<Vec<((PolicyKey, PolicyKey), Result<Summary, String>)>>,
-        f64,
-    ),
+    Done(u64, Option<Outcomes>, f64),
 }
 
 /// Runs the watch loop until `stop` is set; writes refreshes to `out`.
