@@ -266,14 +266,12 @@ pub fn trace_convert(
     trace::write_file(out, to, source.as_mut(), &provenance)
 }
 
-pub fn trace_stats(input: &Path, format: Format) -> Result<()> {
+pub fn trace_stats(input: &Path, format: Format, sinks: usize, recent: usize) -> Result<()> {
     let is_scenario = input.extension().is_some_and(|e| e == "toml");
-    let (mut source, sinks, recent): (Box<dyn trace::TraceSource>, usize, usize) = if is_scenario {
-        let sc = Scenario::load(input)?;
-        let sk = &sc.file.skip;
-        (trace::open(&sc)?, sk.sinks as usize, sk.recent as usize)
+    let mut source = if is_scenario {
+        trace::open(&Scenario::load(input)?)?
     } else {
-        (trace::open_file(input)?, 4, 64)
+        trace::open_file(input)?
     };
     let st = stats::compute(source.as_mut(), sinks, recent)?;
     match format {

@@ -164,6 +164,13 @@ enum TraceCommand {
         input: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// The sink share counts reads of positions below this (the same for every trace, so
+        /// figures compare).
+        #[arg(long, default_value_t = 4)]
+        sinks: usize,
+        /// The recent share counts reads of the last this many positions.
+        #[arg(long, default_value_t = 64)]
+        recent: usize,
     },
 }
 
@@ -256,8 +263,14 @@ fn dispatch(c: Command) -> Result<()> {
                 },
         } => cli::trace_convert(&input, &output, to, provenance),
         Command::Trace {
-            command: TraceCommand::Stats { input, format },
-        } => cli::trace_stats(&input, format),
+            command:
+                TraceCommand::Stats {
+                    input,
+                    format,
+                    sinks,
+                    recent,
+                },
+        } => cli::trace_stats(&input, format, sinks, recent),
         Command::Bench {
             scenario,
             repeat,
