@@ -189,6 +189,11 @@ pub trait Policy {
     fn on_step(&mut self, _sim: &mut Sim) -> Result<()> {
         Ok(())
     }
+    /// How many past steps of the trace the policy may look at (kept in the window); native
+    /// policies look at none, so they keep no past steps in memory.
+    fn past_steps(&self) -> usize {
+        0
+    }
     /// Whether [`Policy::on_layer`] does anything.
     fn has_on_layer(&self) -> bool {
         false
@@ -267,7 +272,7 @@ pub fn run_with_trace(
     let mut sim = Sim {
         sizes,
         memory: Memory::initial(scenario),
-        window: TraceWindow::with_past(source, lookahead, trace::PAST_STEPS),
+        window: TraceWindow::with_past(source, lookahead, policy.past_steps()),
         history: History {
             layer_skips: vec![0; s.layers],
             mlp_skips: vec![0; s.layers],

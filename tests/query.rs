@@ -18,6 +18,9 @@ impl<F: FnMut(&Sim, usize)> Policy for Probe<F> {
     fn place(&mut self, _: &mut Sim, _: usize) -> Result<Tier> {
         Ok(Tier::Hbm)
     }
+    fn past_steps(&self) -> usize {
+        kvtier::trace::PAST_STEPS
+    }
     fn has_on_layer(&self) -> bool {
         true
     }

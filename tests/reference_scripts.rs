@@ -89,6 +89,9 @@ impl Policy for Spy<'_> {
     fn name(&self) -> String {
         self.inner.name()
     }
+    fn past_steps(&self) -> usize {
+        self.inner.past_steps()
+    }
     fn place(&mut self, sim: &mut Sim, layer: usize) -> Result<Tier> {
         let t = self.inner.place(sim, layer)?;
         self.places.push((sim.step, layer, t));
@@ -262,6 +265,9 @@ fn lookahead_batch_never_places_on_hbm_an_entry_skipped_within_the_window() {
     impl Policy for Oracle<'_, '_> {
         fn name(&self) -> String {
             self.inner.name()
+        }
+        fn past_steps(&self) -> usize {
+            self.inner.past_steps()
         }
         fn place(&mut self, sim: &mut Sim, layer: usize) -> Result<Tier> {
             let t = self.inner.place(sim, layer)?;

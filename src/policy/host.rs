@@ -301,6 +301,10 @@ impl Policy for ScriptedPolicy {
         self.name.clone()
     }
 
+    fn past_steps(&self) -> usize {
+        crate::trace::PAST_STEPS
+    }
+
     fn place(&mut self, sim: &mut Sim, _layer: usize) -> Result<Tier> {
         if let Placement::Native(t) = self.placement {
             return Ok(t);

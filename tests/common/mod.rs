@@ -56,6 +56,9 @@ impl Policy for TestPolicy {
     fn has_on_step(&self) -> bool {
         self.on_step.is_some()
     }
+    fn past_steps(&self) -> usize {
+        kvtier::trace::PAST_STEPS
+    }
     fn on_step(&mut self, sim: &mut Sim) -> Result<()> {
         self.on_step.as_mut().map_or(Ok(()), |f| f(sim))
     }
