@@ -437,8 +437,14 @@ fn emit(text: &str, out: Option<&Path>) -> Result<()> {
             Ok(())
         }),
         None => {
-            print!("{text}");
-            Ok(())
+            use std::io::Write;
+            // A closed pipe (`| head`) is not an error of the sweep.
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::Error::new(e).context("cannot write to stdout"))
+                }
+                _ => Ok(()),
+            }
         }
     }
 }
@@ -577,17 +583,17 @@ pub fn study(
 ) -> Result<()> {
     let sweep = kvtier::study::load(file)?;
     if list {
-        println!(
-            "{}: {} points x {} pairs = {} runs",
+        let mut text = format!(
+            "{}: {} points x {} pairs = {} runs\n",
             file.display(),
             sweep.points.len(),
             sweep.placements.len() * sweep.migrations.len(),
             sweep.runs()
         );
         for p in &sweep.points {
-            println!("  {}", p.label());
+            text += &format!("  {}\n", p.label());
         }
-        return Ok(());
+        return emit(&text, output);
     }
     run_sweep(&sweep, shard, format, csv, output)
 }
