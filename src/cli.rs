@@ -482,10 +482,12 @@ fn run_sweep(
     } else {
         None
     };
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let progress = || {
+        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if let Some(b) = &bar {
+            b.set_message(todo.saturating_sub(d).to_string());
             b.inc(1);
-            b.set_message((todo as u64 - b.position().min(todo as u64)).to_string());
         }
     };
     let result = sweep.run(shard, csv, &progress)?;
