@@ -327,3 +327,33 @@ fn every_shipped_study_parses_and_expands() {
         "expected a study per seed question and dimension, found {n}"
     );
 }
+
+#[test]
+fn result_labels_follow_the_points_sweep_expands() {
+    // merge labels runs from the definition alone; it must agree with the points that ran.
+    let vary = vec![
+        kvtier::sweep::parse_vary("workload.decode=2,3;seed=5,6").unwrap(),
+        kvtier::sweep::parse_vary("memory.hierarchy=inclusive,exclusive").unwrap(),
+    ];
+    let base = repo().join("scenarios/tiny.toml");
+    let points = kvtier::sweep::expand(&base, &vary).unwrap();
+    let def = kvtier::sweep_run::SweepDef {
+        title: None,
+        base: base.display().to_string(),
+        vary,
+        placements: vec!["hbm".into()],
+        migrations: vec!["none".into()],
+        params: vec![],
+        columns: vec![],
+        sort: None,
+    };
+    assert_eq!(def.points(), 4);
+    assert_eq!(
+        def.keys(),
+        ["workload.decode", "seed", "memory.hierarchy"].map(String::from)
+    );
+    for (i, p) in points.iter().enumerate() {
+        let values: Vec<toml::Value> = p.assignments.iter().map(|(_, v)| v.clone()).collect();
+        assert_eq!(def.point_values(i), values, "point {i}");
+    }
+}
