@@ -120,6 +120,24 @@ pub struct SweepDef {
 }
 
 impl SweepDef {
+    /// Checks what rendering and labelling rely on (a result file may have been edited).
+    pub fn check(&self) -> Result<()> {
+        check_columns(&self.columns, self.sort.as_deref())?;
+        if self.columns.is_empty() {
+            bail!("no columns");
+        }
+        if self.placements.is_empty() || self.migrations.is_empty() {
+            bail!("a sweep needs at least one placement and one migration");
+        }
+        for v in &self.vary {
+            if v.values.is_empty() {
+                bail!("--vary {}: no values", v.key);
+            }
+            v.check()?;
+        }
+        Ok(())
+    }
+
     pub fn pairs(&self) -> usize {
         self.placements.len() * self.migrations.len()
     }
@@ -424,6 +442,18 @@ pub fn read_result(path: &Path) -> Result<SweepResult> {
             "{}: format {:?}, this kvtier reads {RESULT_FORMAT:?}",
             path.display(),
             r.format
+        );
+    }
+    r.definition
+        .check()
+        .with_context(|| format!("{}: definition", path.display()))?;
+    let keys = r.definition.keys().len();
+    if let Some(row) = r.rows.iter().find(|x| x.values.len() != keys) {
+        bail!(
+            "{}: run {} has {} values, the definition varies {keys} keys",
+            path.display(),
+            row.run,
+            row.values.len()
         );
     }
     Ok(r)

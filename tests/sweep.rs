@@ -357,3 +357,19 @@ fn result_labels_follow_the_points_sweep_expands() {
         assert_eq!(def.point_values(i), values, "point {i}");
     }
 }
+
+#[test]
+fn merge_refuses_an_edited_result_file_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = write_shards(dir.path(), 1, &[]);
+    let text = std::fs::read_to_string(&shards[0]).unwrap();
+    let bad = dir.path().join("bad.json");
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["definition"]["columns"][0] = "speed".into();
+    std::fs::write(&bad, json.to_string()).unwrap();
+    let e = fails(kvtier().arg("merge").arg(&bad));
+    assert!(
+        e.contains("bad.json: definition") && e.contains("unknown column \"speed\""),
+        "{e}"
+    );
+}
