@@ -426,3 +426,183 @@ pub fn watch(opts: kvtier::watch::WatchOptions) -> Result<()> {
     let mut out = stdout.lock();
     kvtier::watch::watch(opts, &mut out, stop)
 }
+
+/// Where a sweep's output goes: `-o FILE` (written atomically) or stdout.
+fn emit(text: &str, out: Option<&Path>) -> Result<()> {
+    match out {
+        Some(p) => kvtier::output::write_atomic(p, |w| {
+            w.write_all(text.as_bytes())?;
+            Ok(())
+        }),
+        None => {
+            use std::io::Write;
+            // A closed pipe (`| head`) is not an error of the sweep.
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::Error::new(e).context("cannot write to stdout"))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// Runs a sweep with a progress bar on stderr when it is a terminal, then prints or writes the
+/// rows (a shard: its result file, JSON).
+fn run_sweep(
+    sweep: &kvtier::sweep_run::Sweep,
+    shard: Option<&str>,
+    format: Option<Format>,
+    csv: Option<&Path>,
+    out: Option<&Path>,
+) -> Result<()> {
+    use std::io::IsTerminal;
+    let shard = shard.map(kvtier::sweep_run::Shard::parse).transpose()?;
+    if shard.is_some() && format.is_some_and(|f| f != Format::Json) {
+        anyhow::bail!("--shard writes the JSON result file for `kvtier merge`; leave out --format");
+    }
+    let format = if shard.is_some() {
+        Format::Json
+    } else {
+        format.unwrap_or(Format::Table)
+    };
+    let todo = sweep.run_list(shard).len();
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(todo as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} runs done, {msg} left, {elapsed} elapsed, ~{eta} to go",
+            )
+            .expect("a valid template"),
+        );
+        b.set_message(todo.to_string());
+        Some(b)
+    } else {
+        None
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let progress = || {
+        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(b) = &bar {
+            b.set_message(todo.saturating_sub(d).to_string());
+            b.inc(1);
+        }
+    };
+    let result = sweep.run(shard, csv, &progress)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    emit(&kvtier::sweep_run::render(&result, format)?, out)?;
+    let failed = kvtier::sweep_run::failures(&result);
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} runs failed (their errors are listed with the results)",
+            result.rows.len()
+        );
+    }
+    Ok(())
+}
+
+/// The command-line sweep's options.
+pub struct SweepArgs {
+    pub scenario: std::path::PathBuf,
+    pub vary: Vec<String>,
+    pub placements: Vec<String>,
+    pub migrations: Vec<String>,
+    pub params: Vec<String>,
+    pub columns: Vec<String>,
+    pub sort: Option<String>,
+    pub format: Option<Format>,
+    pub csv: Option<std::path::PathBuf>,
+    pub shard: Option<String>,
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// Default pairs of a sweep: the scripted PreferHBM with no migration and with AlphaMigration
+/// (a full matrix per point is the job of `compare`).
+pub const SWEEP_PLACEMENTS: &[&str] = &["prefer_hbm"];
+pub const SWEEP_MIGRATIONS: &[&str] = &["none", "alpha"];
+
+pub fn sweep(a: SweepArgs) -> Result<()> {
+    if a.vary.is_empty() {
+        anyhow::bail!("a sweep needs at least one --vary KEY=V1,V2,... (or KEY=a..b:step)");
+    }
+    let vary = a
+        .vary
+        .iter()
+        .map(|v| kvtier::sweep::parse_vary(v))
+        .collect::<Result<Vec<_>>>()?;
+    let refs = |given: &[String], default: &[&str], kind: Kind| -> Result<Vec<PolicyRef>> {
+        let specs: Vec<String> = if given.is_empty() {
+            default.iter().map(|s| s.to_string()).collect()
+        } else {
+            given.to_vec()
+        };
+        let mut out = Vec::new();
+        for s in &specs {
+            out.extend(policy::expand(s, kind).with_context(|| {
+                let flag = format!("--{kind:?}").to_lowercase();
+                if given.is_empty() {
+                    format!("the default {flag} {s} is looked up under policies/: run from the project folder or give {flag}")
+                } else {
+                    format!("{flag} {s}")
+                }
+            })?);
+        }
+        Ok(out)
+    };
+    let placements = refs(&a.placements, SWEEP_PLACEMENTS, Kind::Placement)?;
+    let migrations = refs(&a.migrations, SWEEP_MIGRATIONS, Kind::Migration)?;
+    let def = kvtier::sweep_run::SweepDef {
+        title: None,
+        base: a.scenario.display().to_string(),
+        vary,
+        placements: placements.iter().map(PolicyRef::label).collect(),
+        migrations: migrations.iter().map(PolicyRef::label).collect(),
+        params: a.params,
+        columns: a.columns,
+        sort: a.sort,
+    };
+    let sweep = kvtier::sweep_run::Sweep::new(def, &a.scenario, placements, migrations)?;
+    run_sweep(
+        &sweep,
+        a.shard.as_deref(),
+        a.format,
+        a.csv.as_deref(),
+        a.output.as_deref(),
+    )
+}
+
+pub fn study(
+    file: &Path,
+    format: Option<Format>,
+    csv: Option<&Path>,
+    shard: Option<&str>,
+    output: Option<&Path>,
+    list: bool,
+) -> Result<()> {
+    let sweep = kvtier::study::load(file)?;
+    if list {
+        let mut text = format!(
+            "{}: {} points x {} pairs = {} runs\n",
+            file.display(),
+            sweep.points.len(),
+            sweep.placements.len() * sweep.migrations.len(),
+            sweep.runs()
+        );
+        for p in &sweep.points {
+            text += &format!("  {}\n", p.label());
+        }
+        return emit(&text, output);
+    }
+    run_sweep(&sweep, shard, format, csv, output)
+}
+
+pub fn merge(files: &[std::path::PathBuf], format: Format, output: Option<&Path>) -> Result<()> {
+    let mut parts = Vec::with_capacity(files.len());
+    for f in files {
+        parts.push((f.display().to_string(), kvtier::sweep_run::read_result(f)?));
+    }
+    let merged = kvtier::sweep_run::merge(&parts)?;
+    emit(&kvtier::sweep_run::render(&merged, format)?, output)
+}

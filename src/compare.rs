@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::{self, PolicyRef};
 use crate::results::{Format, Summary};
@@ -28,7 +28,7 @@ pub struct PairRow {
     pub outcome: Outcome,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Summary(Summary),

@@ -112,6 +112,70 @@ enum Command {
         #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(10..=10_000))]
         debounce_ms: u64,
     },
+    /// Run a scenario at every combination of varied fields, for each (placement, migration)
+    /// pair, in parallel; one row per run, the varied values first (docs/studies.md).
+    Sweep {
+        scenario: PathBuf,
+        /// KEY=V1,V2,... or KEY=a..b:step (both ends included); KEY is a dotted scenario field
+        /// (`memory.hierarchy`, `policy.params.lookahead`). `K1=..;K2=..` varies keys together.
+        /// Repeatable: the cartesian product, first --vary slowest.
+        #[arg(long, value_name = "KEY=VALUES", required = true)]
+        vary: Vec<String>,
+        /// Placement scripts, names or folders (default: prefer_hbm).
+        #[arg(long, num_args = 1..)]
+        placement: Vec<String>,
+        /// Migration scripts, names or folders (default: none and alpha).
+        #[arg(long, num_args = 1..)]
+        migration: Vec<String>,
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Columns to show (Summary fields; default: decode_time_s, tokens_per_s, x_ideal,
+        /// alpha_attn, alpha_mlp, moved_to_hbm_bytes, moved_to_ext_bytes).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+        /// Sort rows by a column (`-column`: descending); default: run order.
+        #[arg(long)]
+        sort: Option<String>,
+        /// Output format (default: table; with --shard: the JSON result file).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Write each run's per-sublayer CSV into this folder.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Run only slice I of N (1 <= I <= N) and write its result file for `kvtier merge`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Write the output to this file (atomically) instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run a study file (scenarios/studies/*.toml): a sweep written down.
+    Study {
+        file: PathBuf,
+        /// Output format (default: table; with --shard: the JSON result file).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Write each run's per-sublayer CSV into this folder.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Run only slice I of N (1 <= I <= N) and write its result file for `kvtier merge`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Check the study and list its points without running anything.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Combine the result files of a sharded sweep or study and print the whole table.
+    Merge {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Compile a strategy script and dry-run it on scenarios/tiny.toml.
     Check {
         script: PathBuf,
@@ -236,6 +300,51 @@ fn dispatch(c: Command) -> Result<()> {
             json_lines,
             debounce: std::time::Duration::from_millis(debounce_ms),
         }),
+        Command::Sweep {
+            scenario,
+            vary,
+            placement,
+            migration,
+            params,
+            columns,
+            sort,
+            format,
+            csv,
+            shard,
+            output,
+        } => cli::sweep(cli::SweepArgs {
+            scenario,
+            vary,
+            placements: placement,
+            migrations: migration,
+            params,
+            columns,
+            sort,
+            format,
+            csv,
+            shard,
+            output,
+        }),
+        Command::Study {
+            file,
+            format,
+            csv,
+            shard,
+            output,
+            list,
+        } => cli::study(
+            &file,
+            format,
+            csv.as_deref(),
+            shard.as_deref(),
+            output.as_deref(),
+            list,
+        ),
+        Command::Merge {
+            files,
+            format,
+            output,
+        } => cli::merge(&files, format, output.as_deref()),
         Command::Check {
             script,
             scenario,

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use anyhow::Result;
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{Record, RecordSink, RunTotals};
 use crate::scenario::{Scenario, GB};
@@ -57,7 +57,7 @@ impl RecordSink for CsvSink<'_> {
 }
 
 /// A run's summary: what tables, CSV and JSON show for one run.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
     pub scenario: String,
     pub policy: String,

@@ -649,7 +649,7 @@ pub fn fmt_gb(bytes: u64) -> String {
     s.to_string()
 }
 
-fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
+pub(crate) fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
     let msg = e.message();
     match e.span() {
         Some(span) => {

@@ -5,20 +5,64 @@
 //! Every point is built and validated before anything runs, so an unknown key or a value of the
 //! wrong type is reported at once, naming the `--vary` argument.
 //!
-//! Not here: running points or printing them (the caller pairs points with policies).
+//! Keys can also vary together (`--vary "workload.batch=1,4,16;hbm.kv_budget=58,232,928"`):
+//! linked keys take their i-th values at the same point, so a study can hold a ratio fixed or
+//! name levels that span two fields.
+//!
+//! Not here: running points, shards and printing them ([`crate::sweep_run`]); study files
+//! ([`crate::study`]).
 
 use std::fmt;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{Scenario, ScenarioFile};
 
 /// One `--vary KEY=V1,V2,...` argument.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Vary {
     pub key: String,
     pub values: Vec<toml::Value>,
+    /// Keys that vary together with `key`: the same number of values, the i-th of each at the
+    /// same point (`KEY=..;KEY2=..` on the command line).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub with: Vec<Vary>,
+}
+
+impl Vary {
+    /// Every key this argument sets, `key` first.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.key.as_str()).chain(self.with.iter().map(|w| w.key.as_str()))
+    }
+
+    /// The `(key, value)` assignments of its `i`-th value.
+    fn assign(&self, i: usize, out: &mut Vec<(String, toml::Value)>) {
+        out.push((self.key.clone(), self.values[i].clone()));
+        for w in &self.with {
+            out.push((w.key.clone(), w.values[i].clone()));
+        }
+    }
+
+    /// Checks that linked keys have as many values as `key`.
+    pub fn check(&self) -> Result<()> {
+        for w in &self.with {
+            if !w.with.is_empty() {
+                bail!("--vary {self}: a linked key cannot have linked keys of its own");
+            }
+            if w.values.len() != self.values.len() {
+                bail!(
+                    "--vary {self}: `{}` has {} values but `{}` has {}; keys that vary together need as many values each",
+                    w.key,
+                    w.values.len(),
+                    self.key,
+                    self.values.len()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Formats a value as a user would type it (strings bare).
@@ -32,7 +76,11 @@ pub fn value_text(v: &toml::Value) -> String {
 impl fmt::Display for Vary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let vals: Vec<String> = self.values.iter().map(value_text).collect();
-        write!(f, "{}={}", self.key, vals.join(","))
+        write!(f, "{}={}", self.key, vals.join(","))?;
+        for w in &self.with {
+            write!(f, ";{w}")?;
+        }
+        Ok(())
     }
 }
 
@@ -88,8 +136,19 @@ fn parse_range(s: &str) -> Option<Result<Vec<toml::Value>>> {
     })())
 }
 
-/// Parses `KEY=V1,V2,...` or `KEY=a..b:step`.
+/// Parses `KEY=V1,V2,...` or `KEY=a..b:step`, or several of them joined by `;` (keys that vary
+/// together).
 pub fn parse_vary(spec: &str) -> Result<Vary> {
+    let mut parts = spec.split(';').filter(|p| !p.trim().is_empty());
+    let mut first = parse_one(parts.next().unwrap_or(spec))?;
+    for p in parts {
+        first.with.push(parse_one(p)?);
+    }
+    first.check()?;
+    Ok(first)
+}
+
+fn parse_one(spec: &str) -> Result<Vary> {
     let (key, vals) = spec
         .split_once('=')
         .ok_or_else(|| anyhow!("--vary {spec:?}: expected KEY=V1,V2,... or KEY=a..b:step"))?;
@@ -110,6 +169,7 @@ pub fn parse_vary(spec: &str) -> Result<Vary> {
     Ok(Vary {
         key: key.to_string(),
         values,
+        with: Vec::new(),
     })
 }
 
@@ -183,8 +243,11 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
     Scenario::from_toml(&text, Some(base))?;
     let mut keys = std::collections::HashSet::new();
     for v in varies {
-        if !keys.insert(v.key.as_str()) {
-            bail!("--vary {}: the key is varied twice", v.key);
+        v.check()?;
+        for k in v.keys() {
+            if !keys.insert(k) {
+                bail!("--vary {k}: the key is varied twice");
+            }
         }
     }
     let total: usize = varies.iter().map(|v| v.values.len()).product();
@@ -195,11 +258,15 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
     for i in 0..total {
         let mut rest = i;
         let mut assignments = Vec::with_capacity(varies.len());
+        let mut picks = Vec::with_capacity(varies.len());
         for v in varies.iter().rev() {
-            assignments.push((v.key.clone(), v.values[rest % v.values.len()].clone()));
+            picks.push(rest % v.values.len());
             rest /= v.values.len();
         }
-        assignments.reverse();
+        picks.reverse();
+        for (v, &i) in varies.iter().zip(&picks) {
+            v.assign(i, &mut assignments);
+        }
         let mut t = table.clone();
         for (k, val) in &assignments {
             set_path(&mut t, k, val.clone())
@@ -311,5 +378,28 @@ mod tests {
         assert!(e.contains("`initial.weights_on_hbm` = 1.5"), "{e}");
         // policy.params.* takes any name.
         assert!(expand(&tiny(), &[parse_vary("policy.params.k=1,2").unwrap()]).is_ok());
+    }
+
+    #[test]
+    fn linked_keys_vary_together() {
+        let v = parse_vary("workload.decode=2,3;name=\"a b\",c").unwrap();
+        assert_eq!(v.to_string(), "workload.decode=2,3;name=a b,c");
+        let pts = expand(&tiny(), &[v]).unwrap();
+        let labels: Vec<String> = pts.iter().map(Point::label).collect();
+        assert_eq!(
+            labels,
+            ["workload.decode=2 name=a b", "workload.decode=3 name=c"]
+        );
+        let e = parse_vary("workload.decode=1,2;seed=5").unwrap_err();
+        assert!(e.to_string().contains("as many values"), "{e}");
+        let e = expand(
+            &tiny(),
+            &[
+                parse_vary("workload.batch=1;workload.decode=2").unwrap(),
+                parse_vary("workload.batch=3").unwrap(),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("varied twice"), "{e}");
     }
 }

@@ -1,0 +1,777 @@
+//! Running a sweep: every (point, pair) run on the rayon pool, deterministic shards of the run
+//! list, self-describing result files, merging them, and the sweep table.
+//!
+//! Runs are numbered `run = point * pairs + pair` (points in [`crate::sweep::expand`] order,
+//! pairs placement-major). Shard `I/N` holds the runs with `run % N == I - 1`: a fixed
+//! round-robin, so neighbouring points (often of similar cost) spread over the shards. Rows are
+//! kept in run order whatever the thread count or the order runs finish in; a study may sort
+//! them for display, with the run number breaking ties.
+//!
+//! A result file ([`SweepResult`], JSON) carries the sweep's definition, a digest of the base
+//! scenario, the scripts and the definition, the number of runs and a digest of the run list,
+//! the shard, and its rows. [`merge`] accepts files only when those agree and every run is
+//! there exactly once; the merged result is the one the unsharded sweep gives, so both render
+//! byte for byte alike.
+//!
+//! Not here: making points ([`crate::sweep`]), study files ([`crate::study`]), one run
+//! ([`crate::simulate`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::compare::Outcome;
+use crate::policy::{self, PolicyRef};
+use crate::results::{Format, Summary};
+use crate::scenario::GB;
+use crate::sweep::{value_text, Point, Vary};
+
+/// The format tag of result files.
+pub const RESULT_FORMAT: &str = "kvtier-sweep 1";
+
+/// Columns a sweep shows by default.
+pub const DEFAULT_COLUMNS: [&str; 7] = [
+    "decode_time_s",
+    "tokens_per_s",
+    "x_ideal",
+    "alpha_attn",
+    "alpha_mlp",
+    "moved_to_hbm_bytes",
+    "moved_to_ext_bytes",
+];
+
+/// How a column is printed in tables.
+#[derive(Clone, Copy)]
+enum Shown {
+    Seconds,
+    Rate,
+    Ratio,
+    Gigabytes,
+    Count,
+}
+
+/// Every column a sweep can show: the [`Summary`] field, its table header, how it is printed.
+const COLUMNS: [(&str, &str, Shown); 15] = [
+    ("decode_time_s", "decode time (s)", Shown::Seconds),
+    ("tokens_per_s", "tokens/s", Shown::Rate),
+    ("ideal_bound_s", "ideal bound (s)", Shown::Seconds),
+    ("x_ideal", "x ideal", Shown::Ratio),
+    ("alpha_attn", "alpha attn", Shown::Ratio),
+    ("alpha_mlp", "alpha mlp", Shown::Ratio),
+    ("alpha_bytes", "alpha bytes", Shown::Ratio),
+    ("moved_to_hbm_bytes", "GB to HBM", Shown::Gigabytes),
+    ("moved_to_ext_bytes", "GB to EXT", Shown::Gigabytes),
+    ("passive_bytes", "GB passive", Shown::Gigabytes),
+    ("fallbacks", "fallbacks", Shown::Count),
+    ("refused_bytes", "refused GB", Shown::Gigabytes),
+    ("peak_hbm_kv_bytes", "peak HBM KV GB", Shown::Gigabytes),
+    ("hbm_read_bytes", "GB read HBM", Shown::Gigabytes),
+    ("ext_read_bytes", "GB read EXT", Shown::Gigabytes),
+];
+
+/// The names of every column, for error messages and docs.
+pub fn column_names() -> Vec<&'static str> {
+    COLUMNS.iter().map(|c| c.0).collect()
+}
+
+/// Checks column names and a sort key (`-` in front: descending).
+pub fn check_columns(columns: &[String], sort: Option<&str>) -> Result<()> {
+    let known = column_names();
+    for c in columns {
+        if !known.contains(&c.as_str()) {
+            bail!("unknown column {c:?}; the columns are {}", known.join(", "));
+        }
+    }
+    if let Some(s) = sort {
+        let name = s.strip_prefix('-').unwrap_or(s);
+        if !known.contains(&name) {
+            bail!(
+                "cannot sort by {s:?}: not a column (the columns are {}; `-` in front sorts descending)",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What a sweep is: everything needed to label and render its rows, and to tell two sweeps
+/// apart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepDef {
+    /// A study's title; `None` for a command-line sweep.
+    pub title: Option<String>,
+    /// The base scenario as given.
+    pub base: String,
+    pub vary: Vec<Vary>,
+    /// Placement labels, in order.
+    pub placements: Vec<String>,
+    /// Migration labels, in order.
+    pub migrations: Vec<String>,
+    /// `--param key=value` overrides, applied to every run.
+    pub params: Vec<String>,
+    /// Columns shown in tables and CSV (JSON has every field).
+    pub columns: Vec<String>,
+    /// Display order: a column, ascending (`-column`: descending); `None`: run order.
+    pub sort: Option<String>,
+}
+
+impl SweepDef {
+    /// Checks what rendering and labelling rely on (a result file may have been edited).
+    pub fn check(&self) -> Result<()> {
+        check_columns(&self.columns, self.sort.as_deref())?;
+        if self.columns.is_empty() {
+            bail!("no columns");
+        }
+        if self.placements.is_empty() || self.migrations.is_empty() {
+            bail!("a sweep needs at least one placement and one migration");
+        }
+        for v in &self.vary {
+            if v.values.is_empty() {
+                bail!("--vary {}: no values", v.key);
+            }
+            v.check()?;
+        }
+        Ok(())
+    }
+
+    pub fn pairs(&self) -> usize {
+        self.placements.len() * self.migrations.len()
+    }
+
+    pub fn points(&self) -> usize {
+        self.vary.iter().map(|v| v.values.len()).product()
+    }
+
+    pub fn runs(&self) -> usize {
+        self.points() * self.pairs()
+    }
+
+    /// The varied keys, linked ones after their leader: the leading columns of every row.
+    pub fn keys(&self) -> Vec<String> {
+        self.vary
+            .iter()
+            .flat_map(|v| v.keys().map(str::to_string))
+            .collect()
+    }
+
+    /// The values of point `i` (in [`Self::keys`] order), by the same mixed radix as
+    /// [`crate::sweep::expand`].
+    pub fn point_values(&self, i: usize) -> Vec<toml::Value> {
+        let mut rest = i;
+        let mut picks = vec![0; self.vary.len()];
+        for (j, v) in self.vary.iter().enumerate().rev() {
+            picks[j] = rest % v.values.len();
+            rest /= v.values.len();
+        }
+        let mut out = Vec::new();
+        for (v, &p) in self.vary.iter().zip(&picks) {
+            out.push(v.values[p].clone());
+            out.extend(v.with.iter().map(|w| w.values[p].clone()));
+        }
+        out
+    }
+
+    /// `(point, placement, migration)` of run `run`.
+    pub fn run_parts(&self, run: usize) -> (usize, &str, &str) {
+        let pairs = self.pairs();
+        let pair = run % pairs;
+        let m = self.migrations.len();
+        (
+            run / pairs,
+            &self.placements[pair / m],
+            &self.migrations[pair % m],
+        )
+    }
+
+    /// A run named for error messages: `run 5 (memory.hierarchy=inclusive, prefer_hbm + alpha)`.
+    pub fn describe_run(&self, run: usize) -> String {
+        let (point, p, m) = self.run_parts(run);
+        let vals: Vec<String> = self
+            .keys()
+            .iter()
+            .zip(self.point_values(point))
+            .map(|(k, v)| format!("{k}={}", value_text(&v)))
+            .collect();
+        format!("run {run} ({}, {p} + {m})", vals.join(" "))
+    }
+
+    /// Digest of the run list: every run's point values and pair, in order.
+    pub fn run_list_digest(&self) -> String {
+        let mut h = Fnv::new();
+        for run in 0..self.runs() {
+            h.add(self.describe_run(run).as_bytes());
+            h.add(b"\n");
+        }
+        h.hex()
+    }
+}
+
+/// One slice of a sweep: `index` in `1..=count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parses `I/N` with `1 <= I <= N`.
+    pub fn parse(s: &str) -> Result<Shard> {
+        let bad = || {
+            anyhow!("--shard {s:?}: expected I/N with 1 <= I <= N (for example 3/8; with Slurm: $SLURM_ARRAY_TASK_ID/N and --array=1-N)")
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = i.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    pub fn holds(&self, run: usize) -> bool {
+        run % self.count == self.index - 1
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// One run's outcome with its place in the sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepRow {
+    pub run: usize,
+    pub point: usize,
+    /// The point's values, in [`SweepDef::keys`] order.
+    pub values: Vec<toml::Value>,
+    pub placement: String,
+    pub migration: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// A sweep's rows, whole or one shard: the result file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepResult {
+    pub format: String,
+    pub kvtier: String,
+    pub definition: SweepDef,
+    /// Digest of the base scenario, the scripts and the definition.
+    pub digest: String,
+    /// Runs in the whole sweep.
+    pub runs: usize,
+    pub run_list_digest: String,
+    /// `None`: every run.
+    pub shard: Option<Shard>,
+    /// In run order.
+    pub rows: Vec<SweepRow>,
+}
+
+/// FNV-1a, 64 bits: a digest that tells sweeps apart (not a cryptographic hash).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn add(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn hex(&self) -> String {
+        format!("fnv1a64:{:016x}", self.0)
+    }
+}
+
+/// A sweep ready to run: its definition, its validated points and its pairs.
+pub struct Sweep {
+    pub def: SweepDef,
+    pub points: Vec<Point>,
+    pub placements: Vec<PolicyRef>,
+    pub migrations: Vec<PolicyRef>,
+    pub digest: String,
+}
+
+impl Sweep {
+    /// Expands and checks everything a run needs before any run starts: points, parameters,
+    /// scripts (read for the digest), columns.
+    pub fn new(
+        def: SweepDef,
+        base: &Path,
+        placements: Vec<PolicyRef>,
+        migrations: Vec<PolicyRef>,
+    ) -> Result<Sweep> {
+        let mut def = def;
+        if def.columns.is_empty() {
+            def.columns = DEFAULT_COLUMNS.iter().map(|c| c.to_string()).collect();
+        }
+        if placements.is_empty() || migrations.is_empty() {
+            bail!("a sweep needs at least one placement and one migration");
+        }
+        check_columns(&def.columns, def.sort.as_deref())?;
+        let varied: Vec<String> = def.keys();
+        for p in &def.params {
+            let (k, _) = policy::parse_param(p)?;
+            if varied.contains(&format!("policy.params.{k}")) {
+                bail!("--param {p}: `policy.params.{k}` is varied; a --param would override every point's value");
+            }
+        }
+        let points = crate::sweep::expand(base, &def.vary)?;
+        for pt in &points {
+            policy::params(&pt.scenario, &def.params)
+                .with_context(|| format!("point {}", pt.label()))?;
+        }
+        let mut h = Fnv::new();
+        h.add(RESULT_FORMAT.as_bytes());
+        let text = std::fs::read(base)
+            .with_context(|| format!("cannot read scenario {}", base.display()))?;
+        h.add(&text);
+        for r in placements.iter().chain(&migrations) {
+            h.add(r.label().as_bytes());
+            if let PolicyRef::Script(p) = r {
+                let s = std::fs::read(p)
+                    .with_context(|| format!("cannot read script {}", p.display()))?;
+                h.add(&s);
+            }
+        }
+        h.add(serde_json::to_string(&def)?.as_bytes());
+        Ok(Sweep {
+            def,
+            points,
+            placements,
+            migrations,
+            digest: h.hex(),
+        })
+    }
+
+    pub fn runs(&self) -> usize {
+        self.points.len() * self.placements.len() * self.migrations.len()
+    }
+
+    /// The run numbers `shard` holds (all with `None`).
+    pub fn run_list(&self, shard: Option<Shard>) -> Vec<usize> {
+        (0..self.runs())
+            .filter(|&r| shard.is_none_or(|s| s.holds(r)))
+            .collect()
+    }
+
+    /// Runs the runs of `shard` (every run with `None`) on the rayon pool; `progress` is called
+    /// after each run. Writes each run's per-sublayer CSV into `csv_dir` as
+    /// `p{point}__{placement}__{migration}.csv`. A failing run becomes an error row.
+    pub fn run(
+        &self,
+        shard: Option<Shard>,
+        csv_dir: Option<&Path>,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<SweepResult> {
+        if let Some(d) = csv_dir {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        let pairs = self.placements.len() * self.migrations.len();
+        let m = self.migrations.len();
+        let rows: Vec<SweepRow> = self
+            .run_list(shard)
+            .into_par_iter()
+            .map(|run| {
+                let point = &self.points[run / pairs];
+                let pair = run % pairs;
+                let (p, mg) = (&self.placements[pair / m], &self.migrations[pair % m]);
+                let go = || -> Result<Summary> {
+                    let params = policy::params(&point.scenario, &self.def.params)?;
+                    let mut pol = policy::build(p, mg, params)?;
+                    let csv: Option<PathBuf> = csv_dir.map(|d| {
+                        d.join(format!(
+                            "p{:03}__{}__{}.csv",
+                            run / pairs,
+                            p.label(),
+                            mg.label()
+                        ))
+                    });
+                    crate::simulate(&point.scenario, pol.as_mut(), csv.as_deref())
+                };
+                let outcome = match go() {
+                    Ok(s) => Outcome::Summary(s),
+                    Err(e) => Outcome::Error(format!("{e:#}")),
+                };
+                progress();
+                SweepRow {
+                    run,
+                    point: run / pairs,
+                    values: point.assignments.iter().map(|(_, v)| v.clone()).collect(),
+                    placement: p.label(),
+                    migration: mg.label(),
+                    outcome,
+                }
+            })
+            .collect();
+        Ok(SweepResult {
+            format: RESULT_FORMAT.into(),
+            kvtier: env!("CARGO_PKG_VERSION").into(),
+            definition: self.def.clone(),
+            digest: self.digest.clone(),
+            runs: self.runs(),
+            run_list_digest: self.def.run_list_digest(),
+            shard,
+            rows,
+        })
+    }
+}
+
+/// Reads a result file.
+pub fn read_result(path: &Path) -> Result<SweepResult> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let r: SweepResult = serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{}:{}:{}: not a kvtier sweep result file: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    if r.format != RESULT_FORMAT {
+        bail!(
+            "{}: format {:?}, this kvtier reads {RESULT_FORMAT:?}",
+            path.display(),
+            r.format
+        );
+    }
+    r.definition
+        .check()
+        .with_context(|| format!("{}: definition", path.display()))?;
+    let keys = r.definition.keys().len();
+    if let Some(row) = r.rows.iter().find(|x| x.values.len() != keys) {
+        bail!(
+            "{}: run {} has {} values, the definition varies {keys} keys",
+            path.display(),
+            row.run,
+            row.values.len()
+        );
+    }
+    Ok(r)
+}
+
+/// Combines result files of one sweep: they must share the definition, digests and run count,
+/// and hold every run exactly once. `names` label the files in errors.
+pub fn merge(parts: &[(String, SweepResult)]) -> Result<SweepResult> {
+    let Some((first_name, first)) = parts.first() else {
+        bail!("merge needs at least one result file");
+    };
+    let def = &first.definition;
+    if first.runs != def.runs() || first.run_list_digest != def.run_list_digest() {
+        bail!("{first_name}: its run count or run list does not match its own definition");
+    }
+    for (name, r) in &parts[1..] {
+        let same = r.digest == first.digest
+            && r.definition == first.definition
+            && r.runs == first.runs
+            && r.run_list_digest == first.run_list_digest;
+        if !same {
+            bail!(
+                "{name} and {first_name} are shards of different sweeps (digest {} vs {}{}): merge only the files of one sweep",
+                r.digest,
+                first.digest,
+                if r.digest == first.digest {
+                    ", definitions differ"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let mut owner: Vec<Option<usize>> = vec![None; first.runs];
+    let mut rows = Vec::with_capacity(first.runs);
+    for (i, (name, r)) in parts.iter().enumerate() {
+        for row in &r.rows {
+            let slot = owner.get_mut(row.run).ok_or_else(|| {
+                anyhow!(
+                    "{name}: run {} is outside the sweep's {} runs",
+                    row.run,
+                    first.runs
+                )
+            })?;
+            let (point, p, m) = def.run_parts(row.run);
+            if row.point != point || row.placement != p || row.migration != m {
+                bail!(
+                    "{name}: run {} is labelled point {} {} + {}, the definition says point {point} {p} + {m}",
+                    row.run,
+                    row.point,
+                    row.placement,
+                    row.migration
+                );
+            }
+            if let Some(j) = *slot {
+                let other = &parts[j].0;
+                let where_ = if j == i {
+                    format!("twice in {name}")
+                } else {
+                    format!("in both {other} and {name}")
+                };
+                bail!(
+                    "{} is {where_}: each run must be merged exactly once",
+                    def.describe_run(row.run)
+                );
+            }
+            *slot = Some(i);
+            rows.push(row.clone());
+        }
+    }
+    let missing: Vec<usize> = (0..first.runs).filter(|&r| owner[r].is_none()).collect();
+    if !missing.is_empty() {
+        let shards: Vec<String> = parts
+            .iter()
+            .map(|(n, r)| match r.shard {
+                Some(s) => format!("{n} (shard {s})"),
+                None => format!("{n} (whole)"),
+            })
+            .collect();
+        let shown: Vec<String> = missing
+            .iter()
+            .take(5)
+            .map(|&r| def.describe_run(r))
+            .collect();
+        bail!(
+            "{} of {} runs are missing, first {}; files given: {}",
+            missing.len(),
+            first.runs,
+            shown.join("; "),
+            shards.join(", ")
+        );
+    }
+    rows.sort_by_key(|r| r.run);
+    Ok(SweepResult {
+        shard: None,
+        rows,
+        ..first.clone()
+    })
+}
+
+fn field(s: &Summary, name: &str) -> serde_json::Value {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.get(name).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn number(v: &serde_json::Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn table_cell(v: &serde_json::Value, how: Shown) -> String {
+    let Some(x) = number(v) else {
+        return "-".into();
+    };
+    match how {
+        Shown::Seconds => format!("{x:.6}"),
+        Shown::Rate => format!("{x:.3}"),
+        Shown::Ratio => format!("{x:.4}"),
+        Shown::Gigabytes => format!("{:.3}", x / GB),
+        Shown::Count => v.to_string(),
+    }
+}
+
+fn column(name: &str) -> (&'static str, &'static str, Shown) {
+    *COLUMNS
+        .iter()
+        .find(|c| c.0 == name)
+        .expect("columns are checked when the sweep is defined")
+}
+
+/// Rows in display order: the definition's sort (errors last, run number breaking ties), else
+/// run order.
+fn ordered(r: &SweepResult) -> Vec<&SweepRow> {
+    let mut rows: Vec<&SweepRow> = r.rows.iter().collect();
+    rows.sort_by_key(|x| x.run);
+    if let Some(sort) = &r.definition.sort {
+        let (desc, name) = match sort.strip_prefix('-') {
+            Some(n) => (true, n),
+            None => (false, sort.as_str()),
+        };
+        let key = |x: &SweepRow| match &x.outcome {
+            Outcome::Summary(s) => number(&field(s, name)),
+            Outcome::Error(_) => None,
+        };
+        rows.sort_by(|a, b| match (key(a), key(b)) {
+            (Some(x), Some(y)) => {
+                let o = x.total_cmp(&y);
+                (if desc { o.reverse() } else { o }).then(a.run.cmp(&b.run))
+            }
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.run.cmp(&b.run),
+        });
+    }
+    rows
+}
+
+/// The idealized note shared by every run, if they all share one.
+fn common_note(rows: &[&SweepRow]) -> (Option<String>, bool) {
+    let notes: Vec<Option<&String>> = rows
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Summary(s) => Some(s.idealized.as_ref()),
+            Outcome::Error(_) => None,
+        })
+        .collect();
+    let first = notes.first().copied().flatten();
+    let all_same = notes.iter().all(|n| *n == first);
+    if all_same {
+        (first.cloned(), false)
+    } else {
+        (None, true)
+    }
+}
+
+fn csv_quote(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Renders a sweep result (whole or merged) as a table, markdown, CSV or JSON (the result file
+/// itself).
+pub fn render(r: &SweepResult, format: Format) -> Result<String> {
+    let def = &r.definition;
+    if format == Format::Json {
+        return Ok(serde_json::to_string_pretty(r)? + "\n");
+    }
+    let rows = ordered(r);
+    let keys = def.keys();
+    let cols: Vec<(&str, &str, Shown)> = def.columns.iter().map(|c| column(c)).collect();
+    let (note, per_row_note) = common_note(&rows);
+    let errors: Vec<String> = rows
+        .iter()
+        .filter_map(|x| match &x.outcome {
+            Outcome::Error(e) => Some(format!("{}: {e}", def.describe_run(x.run))),
+            Outcome::Summary(_) => None,
+        })
+        .collect();
+    let mut out = String::new();
+    match format {
+        Format::Json => unreachable!("handled above"),
+        Format::Csv => {
+            if let Some(n) = &note {
+                out += &format!("# {n}\n");
+            }
+            let mut head: Vec<String> = keys.clone();
+            head.extend(["placement".into(), "migration".into()]);
+            head.extend(cols.iter().map(|c| c.0.to_string()));
+            if per_row_note {
+                head.push("idealized".into());
+            }
+            head.push("error".into());
+            out += &head.join(",");
+            out.push('\n');
+            for x in &rows {
+                let mut v: Vec<String> =
+                    x.values.iter().map(|v| csv_quote(&value_text(v))).collect();
+                v.push(csv_quote(&x.placement));
+                v.push(csv_quote(&x.migration));
+                match &x.outcome {
+                    Outcome::Summary(s) => {
+                        for c in &cols {
+                            let f = field(s, c.0);
+                            v.push(if f.is_null() {
+                                String::new()
+                            } else {
+                                f.to_string()
+                            });
+                        }
+                        if per_row_note {
+                            v.push(csv_quote(s.idealized.as_deref().unwrap_or("")));
+                        }
+                        v.push(String::new());
+                    }
+                    Outcome::Error(e) => {
+                        v.extend(std::iter::repeat_n(String::new(), cols.len()));
+                        if per_row_note {
+                            v.push(String::new());
+                        }
+                        v.push(csv_quote(e));
+                    }
+                }
+                out += &v.join(",");
+                out.push('\n');
+            }
+        }
+        Format::Table | Format::Markdown => {
+            let mut t = Table::new();
+            t.load_preset(if format == Format::Markdown {
+                presets::ASCII_MARKDOWN
+            } else {
+                presets::UTF8_FULL_CONDENSED
+            });
+            t.set_content_arrangement(ContentArrangement::Disabled);
+            let mut head: Vec<String> = keys.clone();
+            head.extend(["placement".into(), "migration".into()]);
+            head.extend(cols.iter().map(|c| c.1.to_string()));
+            if per_row_note {
+                head.push("idealized".into());
+            }
+            t.set_header(head.into_iter().map(Cell::new));
+            let lead = keys.len() + 2;
+            for x in &rows {
+                let mut v: Vec<String> = x.values.iter().map(value_text).collect();
+                v.push(x.placement.clone());
+                v.push(x.migration.clone());
+                match &x.outcome {
+                    Outcome::Summary(s) => {
+                        v.extend(cols.iter().map(|c| table_cell(&field(s, c.0), c.2)));
+                        if per_row_note {
+                            v.push(s.idealized.clone().unwrap_or_else(|| "-".into()));
+                        }
+                    }
+                    Outcome::Error(_) => {
+                        v.push("ERROR (below)".into());
+                        v.extend(std::iter::repeat_n(
+                            "-".to_string(),
+                            cols.len() - 1 + per_row_note as usize,
+                        ));
+                    }
+                }
+                t.add_row(v.into_iter().enumerate().map(|(i, s)| {
+                    let c = Cell::new(s);
+                    if i < lead {
+                        c
+                    } else {
+                        c.set_alignment(CellAlignment::Right)
+                    }
+                }));
+            }
+            match &def.title {
+                Some(title) => out += &format!("study: {title}   base: {}", def.base),
+                None => out += &format!("sweep: {}", def.base),
+            }
+            out += &format!("   runs: {}\n", r.rows.len());
+            if let Some(n) = &note {
+                out += &format!("** {n} **\n");
+            }
+            out += &format!("{t}\n");
+            if !errors.is_empty() {
+                out += &format!("\n{} run(s) failed:\n", errors.len());
+                for e in &errors {
+                    out += &format!("{e}\n");
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Number of error rows.
+pub fn failures(r: &SweepResult) -> usize {
+    r.rows
+        .iter()
+        .filter(|x| matches!(x.outcome, Outcome::Error(_)))
+        .count()
+}

@@ -1,0 +1,375 @@
+//! Sweeps, studies, shards and merge, driven through the real binary on scenarios/tiny.toml
+//! (2 layers, 4 + 3 tokens: a whole sweep runs in milliseconds).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use common::repo;
+
+const PLACEMENT: &str = "policies/placement/prefer_hbm.rhai";
+const MIGRATION: &str = "policies/migration/alpha.rhai";
+
+fn kvtier() -> Command {
+    let mut c = Command::cargo_bin("kvtier").unwrap();
+    c.current_dir(repo());
+    c
+}
+
+/// The sweep of these tests: 2 x 2 points, 2 pairs = 8 runs.
+fn sweep_args() -> Vec<&'static str> {
+    vec![
+        "sweep",
+        "scenarios/tiny.toml",
+        "--vary",
+        "memory.hierarchy=inclusive,exclusive",
+        "--vary",
+        "initial.weights_on_hbm=0.5..1:0.5",
+        "--placement",
+        PLACEMENT,
+        "--migration",
+        "none",
+        MIGRATION,
+    ]
+}
+
+fn stdout(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `kvtier` expecting exit code 2; returns stderr.
+fn fails(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{:?}", out);
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn write_shards(dir: &Path, n: usize, extra: &[&str]) -> Vec<PathBuf> {
+    (1..=n)
+        .map(|i| {
+            let f = dir.join(format!("shard{i}.json"));
+            let shard = format!("{i}/{n}");
+            kvtier()
+                .args(sweep_args())
+                .args(extra)
+                .args(["--shard", &shard, "-o"])
+                .arg(&f)
+                .assert()
+                .success();
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn sweep_rows_equal_separate_runs_of_the_same_points() {
+    let json = stdout(kvtier().args(sweep_args()).args(["--format", "json"]));
+    let result: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = result["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    let dir = tempfile::tempdir().unwrap();
+    let base: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo().join("scenarios/tiny.toml")).unwrap())
+            .unwrap();
+    for row in rows {
+        // Points in order: hierarchy slowest, then weights; pairs: none, then alpha.
+        let hierarchy = row["values"][0].as_str().unwrap();
+        let weights = row["values"][1].as_f64().unwrap();
+        let mut t = base.clone();
+        t.insert(
+            "memory".into(),
+            toml::Value::Table(toml::Table::from_iter([(
+                "hierarchy".to_string(),
+                toml::Value::from(hierarchy),
+            )])),
+        );
+        t.insert(
+            "initial".into(),
+            toml::Value::Table(toml::Table::from_iter([(
+                "weights_on_hbm".to_string(),
+                toml::Value::from(weights),
+            )])),
+        );
+        let file = dir.path().join(format!("p{}.toml", row["point"]));
+        std::fs::write(&file, toml::to_string(&t).unwrap()).unwrap();
+        let migration = match row["migration"].as_str().unwrap() {
+            "none" => "none",
+            _ => MIGRATION,
+        };
+        let single = stdout(
+            kvtier()
+                .arg("run")
+                .arg(&file)
+                .args(["--placement", PLACEMENT, "--migration", migration])
+                .args(["--format", "json"]),
+        );
+        let single: serde_json::Value = serde_json::from_str(&single).unwrap();
+        assert_eq!(
+            single[0], row["summary"],
+            "point {} with migration {migration}",
+            row["point"]
+        );
+    }
+}
+
+#[test]
+fn rows_do_not_depend_on_the_thread_count() {
+    let one = stdout(
+        kvtier()
+            .env("RAYON_NUM_THREADS", "1")
+            .args(sweep_args())
+            .args(["--format", "csv"]),
+    );
+    let four = stdout(
+        kvtier()
+            .env("RAYON_NUM_THREADS", "4")
+            .args(sweep_args())
+            .args(["--format", "csv"]),
+    );
+    assert_eq!(one, four);
+}
+
+#[test]
+fn merged_shards_equal_the_unsharded_sweep_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = write_shards(dir.path(), 3, &[]);
+    for format in ["table", "markdown", "csv", "json"] {
+        let whole = stdout(kvtier().args(sweep_args()).args(["--format", format]));
+        let merged = stdout(
+            kvtier()
+                .arg("merge")
+                .args(&shards)
+                .args(["--format", format]),
+        );
+        assert_eq!(whole, merged, "format {format}");
+    }
+    // Shards given in any order merge alike.
+    let reversed: Vec<&PathBuf> = shards.iter().rev().collect();
+    let a = stdout(kvtier().arg("merge").args(&shards));
+    let b = stdout(kvtier().arg("merge").args(reversed));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn merge_refuses_a_missing_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = write_shards(dir.path(), 3, &[]);
+    let e = fails(kvtier().arg("merge").arg(&shards[0]).arg(&shards[2]));
+    // Shard 2/3 holds runs 1, 4 and 7 (run % 3 == 1).
+    assert!(e.contains("3 of 8 runs are missing"), "{e}");
+    assert!(
+        e.contains(
+            "run 1 (memory.hierarchy=inclusive initial.weights_on_hbm=0.5, prefer_hbm + alpha)"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn merge_refuses_a_duplicated_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = write_shards(dir.path(), 2, &[]);
+    let e = fails(
+        kvtier()
+            .arg("merge")
+            .arg(&shards[0])
+            .arg(&shards[1])
+            .arg(&shards[0]),
+    );
+    assert!(
+        e.contains("run 0 (memory.hierarchy=inclusive initial.weights_on_hbm=0.5, prefer_hbm + none) is in both"),
+        "{e}"
+    );
+    assert!(e.contains("exactly once"), "{e}");
+}
+
+#[test]
+fn merge_refuses_shards_of_different_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write_shards(dir.path(), 2, &[]);
+    let other = dir.path().join("other.json");
+    kvtier()
+        .args(sweep_args())
+        .args(["--param", "dead_band=0.1", "--shard", "2/2", "-o"])
+        .arg(&other)
+        .assert()
+        .success();
+    let e = fails(kvtier().arg("merge").arg(&a[0]).arg(&other));
+    assert!(e.contains("shards of different sweeps"), "{e}");
+    // Not a result file at all.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"rows\": []}").unwrap();
+    let e = fails(kvtier().arg("merge").arg(&junk));
+    assert!(e.contains("not a kvtier sweep result file"), "{e}");
+}
+
+#[test]
+fn an_unknown_key_fails_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("csv");
+    let e = fails(
+        kvtier()
+            .args(["sweep", "scenarios/tiny.toml"])
+            .args(["--vary", "memory.hierarchy=inclusive,exclusive"])
+            .args(["--vary", "memory.hirarchy=inclusive"])
+            .arg("--csv")
+            .arg(&csv),
+    );
+    assert!(e.contains("--vary memory.hirarchy=inclusive"), "{e}");
+    assert!(e.contains("unknown field `hirarchy`"), "{e}");
+    assert!(!csv.exists(), "nothing may run before every point is valid");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_fails_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("csv");
+    // The first two points are valid; the third is not, so nothing runs at all.
+    let out = kvtier()
+        .args(["sweep", "scenarios/tiny.toml"])
+        .args(["--vary", "workload.decode=2,3,many"])
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("--vary workload.decode=many"), "{e}");
+    assert!(e.contains("invalid type"), "{e}");
+    assert!(out.stdout.is_empty());
+    assert!(!csv.exists());
+}
+
+#[test]
+fn a_param_that_overrides_a_varied_key_is_refused() {
+    let e = fails(
+        kvtier()
+            .args(["sweep", "scenarios/tiny.toml"])
+            .args(["--vary", "policy.params.lookahead=1,2"])
+            .args(["--param", "lookahead=4"]),
+    );
+    assert!(e.contains("`policy.params.lookahead` is varied"), "{e}");
+}
+
+#[test]
+fn a_bad_shard_is_a_clear_error() {
+    for bad in ["0/3", "4/3", "x", "1/0"] {
+        let e = fails(kvtier().args(sweep_args()).args(["--shard", bad]));
+        assert!(e.contains("expected I/N with 1 <= I <= N"), "{bad}: {e}");
+    }
+}
+
+fn write_study(dir: &Path, extra: &str) -> PathBuf {
+    let f = dir.join("s.toml");
+    let base = repo().join("scenarios/tiny.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "title = \"t\"\nbase = {:?}\nplacements = [{:?}]\nmigrations = [\"none\"]\n{extra}\n[[vary]]\nkey = \"workload.decode\"\nvalues = [2, 3]\n",
+            base.display().to_string(),
+            repo().join(PLACEMENT).display().to_string()
+        ),
+    )
+    .unwrap();
+    f
+}
+
+#[test]
+fn a_study_runs_like_the_same_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_study(dir.path(), "columns = [\"decode_time_s\", \"x_ideal\"]");
+    let out = stdout(kvtier().arg("study").arg(&f).args(["--format", "csv"]));
+    assert_eq!(
+        out.lines().next().unwrap(),
+        "workload.decode,placement,migration,decode_time_s,x_ideal,error"
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+#[test]
+fn a_study_with_an_unknown_field_is_rejected_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_study(dir.path(), "colums = [\"x_ideal\"]");
+    let e = fails(kvtier().arg("study").arg(&f));
+    assert!(e.contains("unknown field `colums`"), "{e}");
+    assert!(e.contains("s.toml:5:1"), "{e}");
+    let f = write_study(dir.path(), "columns = [\"speed\"]");
+    let e = fails(kvtier().arg("study").arg(&f));
+    assert!(e.contains("unknown column \"speed\""), "{e}");
+}
+
+#[test]
+fn every_shipped_study_parses_and_expands() {
+    let dir = repo().join("scenarios/studies");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let s = kvtier::study::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            assert!(
+                s.runs() > 0 && s.runs() <= 40,
+                "{}: {} runs",
+                p.display(),
+                s.runs()
+            );
+            n += 1;
+        }
+    }
+    assert!(
+        n >= 11,
+        "expected a study per seed question and dimension, found {n}"
+    );
+}
+
+#[test]
+fn result_labels_follow_the_points_sweep_expands() {
+    // merge labels runs from the definition alone; it must agree with the points that ran.
+    let vary = vec![
+        kvtier::sweep::parse_vary("workload.decode=2,3;seed=5,6").unwrap(),
+        kvtier::sweep::parse_vary("memory.hierarchy=inclusive,exclusive").unwrap(),
+    ];
+    let base = repo().join("scenarios/tiny.toml");
+    let points = kvtier::sweep::expand(&base, &vary).unwrap();
+    let def = kvtier::sweep_run::SweepDef {
+        title: None,
+        base: base.display().to_string(),
+        vary,
+        placements: vec!["hbm".into()],
+        migrations: vec!["none".into()],
+        params: vec![],
+        columns: vec![],
+        sort: None,
+    };
+    assert_eq!(def.points(), 4);
+    assert_eq!(
+        def.keys(),
+        ["workload.decode", "seed", "memory.hierarchy"].map(String::from)
+    );
+    for (i, p) in points.iter().enumerate() {
+        let values: Vec<toml::Value> = p.assignments.iter().map(|(_, v)| v.clone()).collect();
+        assert_eq!(def.point_values(i), values, "point {i}");
+    }
+}
+
+#[test]
+fn merge_refuses_an_edited_result_file_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = write_shards(dir.path(), 1, &[]);
+    let text = std::fs::read_to_string(&shards[0]).unwrap();
+    let bad = dir.path().join("bad.json");
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["definition"]["columns"][0] = "speed".into();
+    std::fs::write(&bad, json.to_string()).unwrap();
+    let e = fails(kvtier().arg("merge").arg(&bad));
+    assert!(
+        e.contains("bad.json: definition") && e.contains("unknown column \"speed\""),
+        "{e}"
+    );
+}
