@@ -31,7 +31,7 @@ use crate::compare::{Comparison, Outcome, PairSeries};
 use crate::series::{bins, StepSeries};
 
 /// Most points per plotted line; longer runs are plotted as bin means.
-pub const MAX_POINTS: usize = 512;
+pub const MAX_POINTS: usize = 256;
 /// Most heat map columns; longer runs are plotted as bin means.
 pub const HEATMAP_MAX_COLUMNS: usize = 128;
 
@@ -135,6 +135,8 @@ struct HeatMap {
     /// `[layer * columns + column]`.
     values: Vec<Option<f64>>,
     alpha_target: f64,
+    /// Bottom of the colour scale (its top is 1).
+    lo: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -542,9 +544,11 @@ fn alpha_chart(scenario: &str, placement: &str, group: &[(usize, &PairSeries)]) 
             points: vec![(xr.0, Some(target)), (xr.1, Some(target))],
         });
     }
-    let panel = |y_desc: &str, lines| Panel {
+    // From a round value below the lowest alpha (and the target) up to 1: at 0..1 the lines of
+    // a run that stays near its target would be indistinguishable.
+    let panel = |y_desc: &str, lines: Vec<Line>| Panel {
         y_desc: y_desc.into(),
-        y_range: Some((0.0, 1.02)),
+        y_range: Some((alpha_floor(min_y(&lines)), 1.0 + 0.01)),
         lines,
     };
     Chart {
@@ -595,6 +599,18 @@ fn scale_lines(lines: &mut [Line], d: f64) {
             p.1 = p.1.map(|y| y / d);
         }
     }
+}
+
+fn min_y(lines: &[Line]) -> f64 {
+    lines
+        .iter()
+        .flat_map(|l| l.points.iter().filter_map(|p| p.1))
+        .fold(1.0, f64::min)
+}
+
+/// The lower end of an alpha axis or colour scale: a multiple of 0.05 at least 0.02 below `lo`.
+fn alpha_floor(lo: f64) -> f64 {
+    (((lo - 0.02) * 20.0).floor() / 20.0).clamp(0.0, 0.95)
 }
 
 fn max_y(lines: &[Line]) -> f64 {
@@ -829,7 +845,7 @@ fn heatmap_chart(scenario: &str, p: &PairSeries) -> Chart {
             file_part(&p.migration)
         ),
         caption: format!(
-            "{scenario}: attention alpha per layer and decode step for {label} (the best pair); gray where the layer read nothing (skipped).{binned}"
+            "{scenario}: attention alpha per layer and decode step for {label} (the best pair); gray where the layer read nothing (skipped); the white mark on the colour bar is the alpha target.{binned}"
         ),
         data_csv: data,
         spec: Spec::Heat(HeatMap {
@@ -839,6 +855,13 @@ fn heatmap_chart(scenario: &str, p: &PairSeries) -> Chart {
                 .iter()
                 .map(|b| (s.first_step + b.start, s.first_step + b.end - 1))
                 .collect(),
+            lo: alpha_floor(
+                values
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .fold(s.alpha_target, f64::min),
+            ),
             values,
             alpha_target: s.alpha_target,
         }),
@@ -1168,8 +1191,9 @@ fn viridis(t: f64) -> RGBColor {
 /// which keeps the SVG small.
 const HEAT_LEVELS: f64 = 64.0;
 
-fn heat_level(v: Option<f64>) -> Option<u32> {
-    v.map(|v| (v.clamp(0.0, 1.0) * (HEAT_LEVELS - 1.0)).round() as u32)
+/// The colour level of `v` on a scale from `lo` to 1.
+fn heat_level(v: Option<f64>, lo: f64) -> Option<u32> {
+    v.map(|v| (((v - lo) / (1.0 - lo)).clamp(0.0, 1.0) * (HEAT_LEVELS - 1.0)).round() as u32)
 }
 
 fn level_color(q: Option<u32>) -> RGBColor {
@@ -1226,9 +1250,9 @@ fn draw_heat<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &HeatMap) -> 
         let row = &h.values[l * ncols..(l + 1) * ncols];
         let mut a = 0;
         while a < ncols {
-            let q = heat_level(row[a]);
+            let q = heat_level(row[a], h.lo);
             let mut b = a + 1;
-            while b < ncols && heat_level(row[b]) == q {
+            while b < ncols && heat_level(row[b], h.lo) == q {
                 b += 1;
             }
             let (xa, xb) = (h.columns[a].0 as f64 - 0.5, h.columns[b - 1].1 as f64 + 0.5);
@@ -1248,7 +1272,7 @@ fn draw_heat<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &HeatMap) -> 
         .margin_left(4)
         .x_label_area_size(56)
         .right_y_label_area_size(74)
-        .build_cartesian_2d(0f64..1.0, 0f64..1.0)
+        .build_cartesian_2d(0f64..1.0, h.lo..1.0)
         .map_err(de)?;
     cb.configure_mesh()
         .disable_mesh()
@@ -1261,9 +1285,10 @@ fn draw_heat<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &HeatMap) -> 
         .draw()
         .map_err(de)?;
     let n = HEAT_LEVELS as usize;
+    let span = 1.0 - h.lo;
     cb.draw_series((0..n).map(|i| {
-        let a = i as f64 / n as f64;
-        let b = (i + 1) as f64 / n as f64;
+        let a = h.lo + span * i as f64 / n as f64;
+        let b = h.lo + span * (i + 1) as f64 / n as f64;
         Rectangle::new([(0.0, a), (1.0, b)], level_color(Some(i as u32)).filled())
     }))
     .map_err(de)?;
