@@ -92,7 +92,7 @@ pub fn compare(
 }
 
 /// One pair's per-step series, collected while it ran (for plots).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct PairSeries {
     pub placement: String,
     pub migration: String,

@@ -50,7 +50,7 @@ impl StepPoint {
 }
 
 /// The per-step series of one run.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct StepSeries {
     /// First decode step (`P`).
     pub first_step: usize,
@@ -62,8 +62,9 @@ pub struct StepSeries {
     /// One point per decode step, in order.
     pub steps: Vec<StepPoint>,
     /// Attention alpha per `(step, layer)`, step-major (`[i * layers + l]` for step
-    /// `first_step + i`); `None` where the attention sublayer read nothing or did not run.
-    pub attn_alpha: Vec<Option<f64>>,
+    /// `first_step + i`); NaN where the attention sublayer read nothing or did not run (half
+    /// the memory of `Option<f64>`; read it through [`StepSeries::attn_alpha_at`]).
+    attn_alpha: Vec<f64>,
 }
 
 impl StepSeries {
@@ -82,13 +83,14 @@ impl StepSeries {
                     ..StepPoint::default()
                 })
                 .collect(),
-            attn_alpha: vec![None; s.decode * s.layers],
+            attn_alpha: vec![f64::NAN; s.decode * s.layers],
         }
     }
 
     /// Attention alpha of `(first_step + i, layer)`.
     pub fn attn_alpha_at(&self, i: usize, layer: usize) -> Option<f64> {
-        self.attn_alpha[i * self.layers + layer]
+        let a = self.attn_alpha[i * self.layers + layer];
+        (!a.is_nan()).then_some(a)
     }
 
     /// HBM KV bytes after each step; a step without records keeps the value before it.
@@ -131,7 +133,7 @@ impl RecordSink for StepSeries {
                     p.attn_alpha_sum += a;
                     p.attn_rows += 1;
                     if let Some(l) = r.layer {
-                        self.attn_alpha[i * self.layers + l] = Some(a);
+                        self.attn_alpha[i * self.layers + l] = a;
                     }
                 }
                 Sublayer::Mlp => {
