@@ -48,8 +48,18 @@ fn load_policy(
     policy::build(&p, &m, policy::params(scenario, params)?)
 }
 
-fn report_plots(dir: &Path, written: usize) {
-    eprintln!("plots: {written} files in {}", dir.display());
+/// Draws and writes the charts, then says where and how long it took (on stderr, so that
+/// `--format json` output stays clean).
+fn write_plots(dir: &Path, c: &Comparison, pairs: &[PairSeries]) -> Result<()> {
+    let start = Instant::now();
+    let written = kvtier::plot::write_charts(dir, &kvtier::plot::charts(c, pairs))?;
+    eprintln!(
+        "plots: {} files in {} ({:.2} s)",
+        written.len(),
+        dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 pub fn run(
@@ -81,9 +91,7 @@ pub fn run(
         migration: m.label(),
         series,
     }];
-    let written = kvtier::plot::write_charts(dir, &kvtier::plot::charts(&c, &pairs))?;
-    report_plots(dir, written.len());
-    Ok(())
+    write_plots(dir, &c, &pairs)
 }
 
 /// The pairs of `compare` and `report`: each spec is a script, a folder of scripts or a native
@@ -149,8 +157,7 @@ pub fn compare(
     print!("{}", kvtier::compare::render(&c, format, by)?);
     if let Some(dir) = plot {
         if !pairs.is_empty() {
-            let written = kvtier::plot::write_charts(dir, &kvtier::plot::charts(&c, &pairs))?;
-            report_plots(dir, written.len());
+            write_plots(dir, &c, &pairs)?;
         }
     }
     bail_on_failed_pairs(&c)
