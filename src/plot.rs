@@ -1452,7 +1452,21 @@ mod tests {
             vec![(0.8, None), (1.0, Some(50.0))]
         );
         let svg = c.svg().unwrap();
-        assert!(svg.contains("hbm + none") && svg.contains("initial.weights_on_hbm"));
+        let doc = roxmltree::Document::parse(&svg).expect("the sweep chart is valid SVG");
+        let labels: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        for want in [
+            "hbm + none",
+            "ext + none",
+            "initial.weights_on_hbm",
+            "decode_time_s",
+        ] {
+            assert!(labels.contains(&want), "{want} missing from {labels:?}");
+        }
         assert!(c.png().unwrap().starts_with(b"\x89PNG"));
     }
 

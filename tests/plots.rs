@@ -434,6 +434,35 @@ fn report_with_a_bad_scenario_exits_2_and_writes_nothing() {
     assert!(!out.exists());
 }
 
+#[test]
+fn report_of_a_comparison_with_a_failing_pair_is_written_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.rhai");
+    fs::write(&broken, "fn on_step(ctx) { throw \"boom\"; }\n").unwrap();
+    let out = dir.path().join("report.html");
+    let o = kvtier()
+        .args([
+            "report",
+            "scenarios/tiny.toml",
+            "--placement",
+            "hbm",
+            "--migration",
+        ])
+        .arg("none")
+        .arg(&broken)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 of 2 pairs failed"), "{}", stderr(&o));
+    // The pair that ran is charted; the failure is listed with its message.
+    let html = fs::read_to_string(&out).unwrap();
+    assert!(html.contains("<td>hbm</td><td>none</td>"));
+    assert!(html.contains("Failed pairs:") && html.contains("boom"));
+    assert!(html.contains("<figure id=\"alpha-hbm\">"));
+}
+
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser"].into_iter().find(|c| {
         Process::new(c)
