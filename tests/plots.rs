@@ -484,7 +484,10 @@ fn report_loads_in_headless_chromium_without_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (out, _) = report(dir.path());
     let profile = tempfile::tempdir().unwrap();
-    let o = Process::new(browser)
+    // `timeout` keeps a browser that hangs from hanging the suite.
+    let o = Process::new("timeout")
+        .arg("120")
+        .arg(browser)
         .args([
             "--headless",
             "--no-sandbox",
