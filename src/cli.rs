@@ -6,23 +6,22 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use comfy_table::{presets, Table};
 
-use kvtier::compare::GroupBy;
-use kvtier::engine::no_skip_bound;
+use kvtier::compare::{Comparison, GroupBy, PairSeries};
 use kvtier::engine::Policy;
 use kvtier::policy::{self, Kind, PolicyRef};
 use kvtier::results::{render, Format};
-use kvtier::scenario::{fmt_gb, ByteSize, Scenario, ScenarioFile, GB};
-use kvtier::simulate;
+use kvtier::scenario::{ByteSize, Scenario, ScenarioFile};
+use kvtier::series::StepSeries;
 use kvtier::trace::{self, stats, TraceFormat};
+use kvtier::{simulate, simulate_into};
 
-/// The policy a command runs: the command line's choice, else the scenario's (whose script
-/// paths are relative to the scenario file).
-fn load_policy(
+/// The pair a command runs: the command line's choice, else the scenario's (whose script paths
+/// are relative to the scenario file).
+fn load_pair(
     scenario: &Scenario,
     placement: Option<&str>,
     migration: Option<&str>,
-    params: &[String],
-) -> Result<Box<dyn Policy>> {
+) -> Result<(PolicyRef, PolicyRef)> {
     let dir = scenario.path.as_deref().and_then(Path::parent);
     let from_file = |kind: &str| format!("{}: policy.{kind}", scenario.name);
     let p = match placement {
@@ -35,7 +34,32 @@ fn load_policy(
         None => policy::resolve(&scenario.file.policy.migration, Kind::Migration, dir)
             .with_context(|| from_file("migration"))?,
     };
+    Ok((p, m))
+}
+
+/// The policy a command runs (see [`load_pair`]).
+fn load_policy(
+    scenario: &Scenario,
+    placement: Option<&str>,
+    migration: Option<&str>,
+    params: &[String],
+) -> Result<Box<dyn Policy>> {
+    let (p, m) = load_pair(scenario, placement, migration)?;
     policy::build(&p, &m, policy::params(scenario, params)?)
+}
+
+/// Draws and writes the charts, then says where and how long it took (on stderr, so that
+/// `--format json` output stays clean).
+fn write_plots(dir: &Path, c: &Comparison, pairs: &[PairSeries]) -> Result<()> {
+    let start = Instant::now();
+    let written = kvtier::plot::write_charts(dir, &kvtier::plot::charts(c, pairs))?;
+    eprintln!(
+        "plots: {} files in {} ({:.2} s)",
+        written.len(),
+        dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 pub fn run(
@@ -45,46 +69,53 @@ pub fn run(
     params: &[String],
     csv: Option<&Path>,
     format: Format,
+    plot: Option<&Path>,
 ) -> Result<()> {
     let scenario = Scenario::load(path)?;
-    let mut policy = load_policy(&scenario, placement, migration, params)?;
-    let summary = simulate(&scenario, policy.as_mut(), csv)?;
-    print!("{}", render(&[summary], format)?);
-    Ok(())
+    if let Some(dir) = plot {
+        kvtier::plot::check_dir(dir)?;
+    }
+    let (p, m) = load_pair(&scenario, placement, migration)?;
+    let mut policy = policy::build(&p, &m, policy::params(&scenario, params)?)?;
+    let Some(dir) = plot else {
+        let summary = simulate(&scenario, policy.as_mut(), csv)?;
+        print!("{}", render(&[summary], format)?);
+        return Ok(());
+    };
+    let mut series = StepSeries::new(&scenario);
+    let summary = simulate_into(&scenario, policy.as_mut(), csv, &mut series)?;
+    print!("{}", render(std::slice::from_ref(&summary), format)?);
+    let c = Comparison::of_run(&scenario, p.label(), m.label(), summary);
+    let pairs = [PairSeries {
+        placement: p.label(),
+        migration: m.label(),
+        series,
+    }];
+    write_plots(dir, &c, &pairs)
 }
 
-pub fn compare(
-    path: &Path,
-    placements: &[String],
-    migrations: &[String],
-    params: &[String],
-    format: Format,
-    by: GroupBy,
-    csv: Option<&Path>,
-) -> Result<()> {
-    let scenario = Scenario::load(path)?;
-    let expand = |specs: &[String], kind: Kind, default: &str| -> Result<Vec<PolicyRef>> {
-        let specs = if specs.is_empty() {
-            vec![default.to_string()]
-        } else {
-            specs.to_vec()
-        };
-        let mut out = Vec::new();
-        for s in &specs {
-            out.extend(policy::expand(s, kind).with_context(|| {
-                if specs.len() == 1 && s == default {
-                    "by default compare runs every script under policies/: run it from the project folder or give --placement/--migration".to_string()
-                } else {
-                    format!("--{kind:?} {s}").to_lowercase()
-                }
-            })?);
-        }
-        Ok(out)
+/// The pairs of `compare` and `report`: each spec is a script, a folder of scripts or a native
+/// name; none given means every script under `default`.
+fn expand_specs(specs: &[String], kind: Kind, default: &str) -> Result<Vec<PolicyRef>> {
+    let specs = if specs.is_empty() {
+        vec![default.to_string()]
+    } else {
+        specs.to_vec()
     };
-    let p = expand(placements, Kind::Placement, "policies/placement")?;
-    let m = expand(migrations, Kind::Migration, "policies/migration")?;
-    let c = kvtier::compare::compare(&scenario, &p, &m, params, csv)?;
-    print!("{}", kvtier::compare::render(&c, format, by)?);
+    let mut out = Vec::new();
+    for s in &specs {
+        out.extend(policy::expand(s, kind).with_context(|| {
+            if specs.len() == 1 && s == default {
+                "by default compare runs every script under policies/: run it from the project folder or give --placement/--migration".to_string()
+            } else {
+                format!("--{kind:?} {s}").to_lowercase()
+            }
+        })?);
+    }
+    Ok(out)
+}
+
+fn bail_on_failed_pairs(c: &Comparison) -> Result<()> {
     let failed = c
         .rows
         .iter()
@@ -97,6 +128,60 @@ pub fn compare(
         );
     }
     Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn compare(
+    path: &Path,
+    placements: &[String],
+    migrations: &[String],
+    params: &[String],
+    format: Format,
+    by: GroupBy,
+    csv: Option<&Path>,
+    plot: Option<&Path>,
+) -> Result<()> {
+    let scenario = Scenario::load(path)?;
+    if let Some(dir) = plot {
+        kvtier::plot::check_dir(dir)?;
+    }
+    let p = expand_specs(placements, Kind::Placement, "policies/placement")?;
+    let m = expand_specs(migrations, Kind::Migration, "policies/migration")?;
+    let (c, pairs) = match plot {
+        Some(_) => kvtier::compare::compare_with_series(&scenario, &p, &m, params, csv)?,
+        None => (
+            kvtier::compare::compare(&scenario, &p, &m, params, csv)?,
+            Vec::new(),
+        ),
+    };
+    print!("{}", kvtier::compare::render(&c, format, by)?);
+    if let Some(dir) = plot {
+        if !pairs.is_empty() {
+            write_plots(dir, &c, &pairs)?;
+        }
+    }
+    bail_on_failed_pairs(&c)
+}
+
+/// `kvtier report`: every pair run once, then one self-contained HTML file.
+pub fn report(
+    path: &Path,
+    placements: &[String],
+    migrations: &[String],
+    params: &[String],
+    out: &Path,
+) -> Result<()> {
+    let scenario = Scenario::load(path)?;
+    let p = expand_specs(placements, Kind::Placement, "policies/placement")?;
+    let m = expand_specs(migrations, Kind::Migration, "policies/migration")?;
+    let (c, pairs) = kvtier::compare::compare_with_series(&scenario, &p, &m, params, None)?;
+    let html = kvtier::report::html(&scenario, &c, &pairs)?;
+    kvtier::output::write_atomic(out, |w| {
+        w.write_all(html.as_bytes())?;
+        Ok(())
+    })?;
+    println!("wrote {} ({} pairs)", out.display(), c.rows.len());
+    bail_on_failed_pairs(&c)
 }
 
 /// The default scenario of `kvtier check`.
@@ -134,98 +219,10 @@ pub fn api(definitions: Option<&Path>) -> Result<()> {
 
 pub fn scenario_show(path: &Path) -> Result<()> {
     let sc = Scenario::load(path)?;
-    let s = &sc.sizes;
-    let f = &sc.file;
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
     t.set_header(vec!["quantity", "value"]);
-    let gbs = |b: u64| format!("{} GB ({b} bytes)", fmt_gb(b));
-    let bw = |b: f64| {
-        if b >= GB {
-            format!("{} GB/s", b / GB)
-        } else {
-            format!("{b} B/s")
-        }
-    };
-    let rows: Vec<(&str, String)> = vec![
-        (
-            "layers / prefill / decode / batch",
-            format!("{} / {} / {} / {}", s.layers, s.prefill, s.decode, s.batch),
-        ),
-        ("weights W", gbs(s.weights_bytes)),
-        (
-            "per layer W_l (attn Wa + mlp Wm)",
-            format!(
-                "{} B ({} + {})",
-                s.layer_weight_bytes, s.attn_weight_bytes, s.mlp_weight_bytes
-            ),
-        ),
-        (
-            "weights on HBM",
-            format!(
-                "{} ({:?}, share {})",
-                gbs(s.weights_on_hbm_bytes),
-                f.initial.weights_layout,
-                f.initial.weights_on_hbm
-            ),
-        ),
-        (
-            "KV entry k (one position, one layer, whole batch)",
-            format!("{} B", s.entry_bytes),
-        ),
-        (
-            "KV per token (all layers)",
-            format!("{} B", s.entry_bytes * s.layers as u64),
-        ),
-        ("prefill KV", gbs(s.prefill_kv_bytes)),
-        (
-            "prefill KV on HBM at start",
-            format!(
-                "{} ({:?}, share {})",
-                gbs(s.initial_hbm_kv_bytes),
-                f.initial.prefill_kv_layout,
-                f.initial.prefill_kv_on_hbm
-            ),
-        ),
-        (
-            "KV at end of run (no skips)",
-            gbs(s.entry_bytes * s.layers as u64 * s.positions() as u64),
-        ),
-        ("HBM capacity", gbs(s.capacity_bytes)),
-        (
-            "HBM KV budget",
-            format!(
-                "{}{}",
-                gbs(s.kv_budget_bytes),
-                if f.hbm.kv_budget.is_some() {
-                    " (set)"
-                } else {
-                    " (capacity - weights on HBM)"
-                }
-            ),
-        ),
-        (
-            "idealized",
-            sc.idealized_note().unwrap_or_else(|| "no".into()),
-        ),
-        (
-            "bandwidth HBM / LINK / EXTI",
-            format!("{} / {} / {}", bw(s.hbm_bw), bw(s.link_bw), bw(s.exti_bw)),
-        ),
-        (
-            "link duplex / access / hierarchy / overlap",
-            format!(
-                "{:?} / {:?} / {:?} / {:?}",
-                f.ext.link_duplex, f.ext.access, f.memory.hierarchy, f.memory.overlap
-            ),
-        ),
-        ("alpha target", format!("{:.6}", s.alpha_target)),
-        (
-            "ideal bound, no-skip run",
-            format!("{:.6} s", no_skip_bound(s, f.ext.access)),
-        ),
-    ];
-    for (k, v) in rows {
+    for (k, v) in kvtier::results::scenario_rows(&sc) {
         t.add_row(vec![k.to_string(), v]);
     }
     println!("scenario: {}", sc.name);

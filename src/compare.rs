@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{self, PolicyRef};
 use crate::results::{Format, Summary};
 use crate::scenario::{Scenario, GB};
+use crate::series::StepSeries;
 
 /// The outcome of one pair.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -47,6 +48,28 @@ pub struct Comparison {
     pub rows: Vec<PairRow>,
 }
 
+impl Comparison {
+    /// One run as a comparison of one row (for the charts of `kvtier run --plot`).
+    pub fn of_run(
+        scenario: &Scenario,
+        placement: String,
+        migration: String,
+        summary: Summary,
+    ) -> Comparison {
+        Comparison {
+            scenario: scenario.name.clone(),
+            ideal_bound_s: Some(summary.ideal_bound_s),
+            tokens: scenario.sizes.decode as u64 * scenario.sizes.batch,
+            idealized: scenario.idealized_note(),
+            rows: vec![PairRow {
+                placement,
+                migration,
+                outcome: Outcome::Summary(summary),
+            }],
+        }
+    }
+}
+
 /// How rows are grouped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GroupBy {
@@ -65,6 +88,37 @@ pub fn compare(
     overrides: &[String],
     csv_dir: Option<&Path>,
 ) -> Result<Comparison> {
+    Ok(run_pairs(scenario, placements, migrations, overrides, csv_dir, false)?.0)
+}
+
+/// One pair's per-step series, collected while it ran (for plots).
+#[derive(Clone, Debug)]
+pub struct PairSeries {
+    pub placement: String,
+    pub migration: String,
+    pub series: StepSeries,
+}
+
+/// [`compare`], also collecting each successful pair's per-step series in the same runs, in
+/// the order of `placements` x `migrations` (placement-major).
+pub fn compare_with_series(
+    scenario: &Scenario,
+    placements: &[PolicyRef],
+    migrations: &[PolicyRef],
+    overrides: &[String],
+    csv_dir: Option<&Path>,
+) -> Result<(Comparison, Vec<PairSeries>)> {
+    run_pairs(scenario, placements, migrations, overrides, csv_dir, true)
+}
+
+fn run_pairs(
+    scenario: &Scenario,
+    placements: &[PolicyRef],
+    migrations: &[PolicyRef],
+    overrides: &[String],
+    csv_dir: Option<&Path>,
+    collect: bool,
+) -> Result<(Comparison, Vec<PairSeries>)> {
     let params = policy::params(scenario, overrides)?;
     if let Some(d) = csv_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
@@ -73,36 +127,58 @@ pub fn compare(
         .iter()
         .flat_map(|p| migrations.iter().map(move |m| (p, m)))
         .collect();
-    let mut rows: Vec<PairRow> = pairs
+    let runs: Vec<(PairRow, Option<StepSeries>)> = pairs
         .par_iter()
         .map(|&(p, m)| {
-            let run = || -> Result<Summary> {
+            let mut series = collect.then(|| StepSeries::new(scenario));
+            let mut run = || -> Result<Summary> {
                 let mut pol = policy::build(p, m, params.clone())?;
                 let csv = csv_dir.map(|d| d.join(format!("{}__{}.csv", p.label(), m.label())));
-                crate::simulate(scenario, pol.as_mut(), csv.as_deref())
+                match series.as_mut() {
+                    Some(s) => crate::simulate_into(scenario, pol.as_mut(), csv.as_deref(), s),
+                    None => crate::simulate(scenario, pol.as_mut(), csv.as_deref()),
+                }
             };
-            PairRow {
+            let outcome = match run() {
+                Ok(s) => Outcome::Summary(s),
+                Err(e) => {
+                    series = None;
+                    Outcome::Error(format!("{e:#}"))
+                }
+            };
+            let row = PairRow {
                 placement: p.label(),
                 migration: m.label(),
-                outcome: match run() {
-                    Ok(s) => Outcome::Summary(s),
-                    Err(e) => Outcome::Error(format!("{e:#}")),
-                },
-            }
+                outcome,
+            };
+            (row, series)
         })
         .collect();
+    let mut rows = Vec::with_capacity(runs.len());
+    let mut collected = Vec::new();
+    for (row, series) in runs {
+        if let Some(series) = series {
+            collected.push(PairSeries {
+                placement: row.placement.clone(),
+                migration: row.migration.clone(),
+                series,
+            });
+        }
+        rows.push(row);
+    }
     sort_rows(&mut rows, GroupBy::None);
     let ideal_bound_s = rows.iter().find_map(|r| match &r.outcome {
         Outcome::Summary(s) => Some(s.ideal_bound_s),
         Outcome::Error(_) => None,
     });
-    Ok(Comparison {
+    let comparison = Comparison {
         scenario: scenario.name.clone(),
         ideal_bound_s,
         tokens: scenario.sizes.decode as u64 * scenario.sizes.batch,
         idealized: scenario.idealized_note(),
         rows,
-    })
+    };
+    Ok((comparison, collected))
 }
 
 fn time_of(r: &PairRow) -> f64 {
@@ -136,7 +212,8 @@ fn opt(a: Option<f64>) -> String {
     a.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into())
 }
 
-const HEADER: [&str; 11] = [
+/// Column names of the comparison table.
+pub const HEADER: [&str; 11] = [
     "placement",
     "migration",
     "decode time (s)",
@@ -150,7 +227,8 @@ const HEADER: [&str; 11] = [
     "peak HBM KV GB",
 ];
 
-fn cells(r: &PairRow) -> Vec<String> {
+/// The comparison table's cells for one row.
+pub fn cells(r: &PairRow) -> Vec<String> {
     let mut v = vec![r.placement.clone(), r.migration.clone()];
     match &r.outcome {
         Outcome::Summary(s) => v.extend([
@@ -172,7 +250,8 @@ fn cells(r: &PairRow) -> Vec<String> {
     v
 }
 
-fn ideal_cells(c: &Comparison) -> Option<Vec<String>> {
+/// The ideal bound's row of the comparison table, if any pair ran.
+pub fn ideal_cells(c: &Comparison) -> Option<Vec<String>> {
     let b = c.ideal_bound_s?;
     let mut v = vec![
         "ideal".to_string(),

@@ -47,6 +47,9 @@ pub struct Record {
     pub time_s: f64,
     /// Ideal-bound time of this sublayer's reads (SPEC 7).
     pub bound_s: f64,
+    /// HBM KV bytes in use once this sublayer or phase is done (for occupancy plots; not a
+    /// SPEC 9 CSV column).
+    pub hbm_kv_bytes: u64,
 }
 
 /// Receives records as the run produces them.
@@ -58,6 +61,16 @@ impl RecordSink for Vec<Record> {
     fn record(&mut self, r: &Record) -> Result<()> {
         self.push(*r);
         Ok(())
+    }
+}
+
+/// Sends every record to two sinks, in order.
+pub struct Tee<'a>(pub &'a mut dyn RecordSink, pub &'a mut dyn RecordSink);
+
+impl RecordSink for Tee<'_> {
+    fn record(&mut self, r: &Record) -> Result<()> {
+        self.0.record(r)?;
+        self.1.record(r)
     }
 }
 
@@ -307,6 +320,7 @@ pub fn run_with_trace(
                     charges: c,
                     time_s: c.phase_time(&timing),
                     bound_s: 0.0,
+                    hbm_kv_bytes: sim.memory.hbm_used_bytes(),
                 };
                 t.step_phases += 1;
                 emit(&mut t, sink, &rec)?;
@@ -335,6 +349,7 @@ pub fn run_with_trace(
                         charges: c,
                         time_s: c.sublayer_time(&timing),
                         bound_s: 0.0,
+                        hbm_kv_bytes: sim.memory.hbm_used_bytes(),
                     };
                     emit(&mut t, sink, &rec)?;
                 }
@@ -364,6 +379,7 @@ pub fn run_with_trace(
                 charges: c,
                 time_s: c.sublayer_time(&timing),
                 bound_s: bound,
+                hbm_kv_bytes: sim.memory.hbm_used_bytes(),
             };
             emit(&mut t, sink, &rec)?;
             if mlp_skipped {
@@ -381,6 +397,7 @@ pub fn run_with_trace(
                 charges: m,
                 time_s: m.sublayer_time(&timing),
                 bound_s: bound,
+                hbm_kv_bytes: sim.memory.hbm_used_bytes(),
             };
             emit(&mut t, sink, &rec)?;
         }

@@ -9,10 +9,13 @@ pub mod compare;
 pub mod engine;
 pub mod memory;
 pub mod output;
+pub mod plot;
 pub mod policy;
+pub mod report;
 pub mod results;
 pub mod rng;
 pub mod scenario;
+pub mod series;
 pub mod study;
 pub mod sweep;
 pub mod sweep_run;
@@ -45,18 +48,25 @@ pub fn simulate(
     policy: &mut dyn Policy,
     csv: Option<&Path>,
 ) -> Result<Summary> {
+    simulate_into(scenario, policy, csv, &mut engine::Discard)
+}
+
+/// [`simulate`], also sending every record to `extra` (e.g. a [`series::StepSeries`] for plots).
+pub fn simulate_into(
+    scenario: &Scenario,
+    policy: &mut dyn Policy,
+    csv: Option<&Path>,
+    extra: &mut dyn RecordSink,
+) -> Result<Summary> {
     let totals = match csv {
-        None => engine::run(scenario, policy, &mut engine::Discard)?,
+        None => engine::run(scenario, policy, extra)?,
         Some(path) => {
             let mut totals = None;
             output::write_atomic(path, |w| {
                 let note = scenario.idealized_note();
                 let mut sink = CsvSink::new(w, note.as_deref())?;
-                totals = Some(engine::run(
-                    scenario,
-                    policy,
-                    &mut sink as &mut dyn RecordSink,
-                )?);
+                let mut tee = engine::Tee(&mut sink, extra);
+                totals = Some(engine::run(scenario, policy, &mut tee)?);
                 Ok(())
             })?;
             totals.expect("set by a successful run")

@@ -44,6 +44,9 @@ enum Command {
         csv: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Write charts (SVG, PNG and a CSV of the numbers plotted) into this folder.
+        #[arg(long, value_name = "DIR")]
+        plot: Option<PathBuf>,
     },
     /// Scenario files.
     Scenario {
@@ -90,6 +93,25 @@ enum Command {
         /// Write each pair's per-sublayer CSV into this folder.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// Write charts (SVG, PNG and a CSV of the numbers plotted) into this folder.
+        #[arg(long, value_name = "DIR")]
+        plot: Option<PathBuf>,
+    },
+    /// Run every pair of a scenario and write one self-contained HTML report: the scenario's
+    /// derived sizes, the comparison table and the charts (inline SVG, nothing fetched).
+    Report {
+        scenario: PathBuf,
+        /// Placement scripts or folders of scripts (default: policies/placement).
+        #[arg(long, num_args = 1..)]
+        placement: Vec<String>,
+        /// Migration scripts or folders of scripts (default: policies/migration).
+        #[arg(long, num_args = 1..)]
+        migration: Vec<String>,
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// The HTML file to write.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Run a comparison, then re-run the pairs each saved file affects and print the table again.
     Watch {
@@ -258,6 +280,7 @@ fn dispatch(c: Command) -> Result<()> {
             params,
             csv,
             format,
+            plot,
         } => cli::run(
             &scenario,
             placement.as_deref(),
@@ -265,6 +288,7 @@ fn dispatch(c: Command) -> Result<()> {
             &params,
             csv.as_deref(),
             format,
+            plot.as_deref(),
         ),
         Command::Compare {
             scenario,
@@ -274,6 +298,7 @@ fn dispatch(c: Command) -> Result<()> {
             format,
             by,
             csv,
+            plot,
         } => cli::compare(
             &scenario,
             &placement,
@@ -282,7 +307,15 @@ fn dispatch(c: Command) -> Result<()> {
             format,
             by,
             csv.as_deref(),
+            plot.as_deref(),
         ),
+        Command::Report {
+            scenario,
+            placement,
+            migration,
+            params,
+            output,
+        } => cli::report(&scenario, &placement, &migration, &params, &output),
         Command::Watch {
             scenario,
             placement,

@@ -9,8 +9,8 @@ use anyhow::Result;
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Record, RecordSink, RunTotals};
-use crate::scenario::{Scenario, GB};
+use crate::engine::{no_skip_bound, Record, RecordSink, RunTotals};
+use crate::scenario::{fmt_gb, Scenario, GB};
 
 /// The CSV header of SPEC 9.
 pub const CSV_HEADER: &str = "step,layer,sublayer,hbm_read,ext_read,hbm_bytes,link_bytes,exti_bytes,to_hbm,to_ext,time_s,alpha";
@@ -221,4 +221,96 @@ pub fn render(summaries: &[Summary], format: Format) -> Result<String> {
             Ok(out)
         }
     }
+}
+
+/// The derived sizes of a scenario as `kvtier scenario show` prints them (and the report).
+pub fn scenario_rows(sc: &Scenario) -> Vec<(&'static str, String)> {
+    let s = &sc.sizes;
+    let f = &sc.file;
+    let gbs = |b: u64| format!("{} GB ({b} bytes)", fmt_gb(b));
+    let bw = |b: f64| {
+        if b >= GB {
+            format!("{} GB/s", b / GB)
+        } else {
+            format!("{b} B/s")
+        }
+    };
+    vec![
+        (
+            "layers / prefill / decode / batch",
+            format!("{} / {} / {} / {}", s.layers, s.prefill, s.decode, s.batch),
+        ),
+        ("weights W", gbs(s.weights_bytes)),
+        (
+            "per layer W_l (attn Wa + mlp Wm)",
+            format!(
+                "{} B ({} + {})",
+                s.layer_weight_bytes, s.attn_weight_bytes, s.mlp_weight_bytes
+            ),
+        ),
+        (
+            "weights on HBM",
+            format!(
+                "{} ({:?}, share {})",
+                gbs(s.weights_on_hbm_bytes),
+                f.initial.weights_layout,
+                f.initial.weights_on_hbm
+            ),
+        ),
+        (
+            "KV entry k (one position, one layer, whole batch)",
+            format!("{} B", s.entry_bytes),
+        ),
+        (
+            "KV per token (all layers)",
+            format!("{} B", s.entry_bytes * s.layers as u64),
+        ),
+        ("prefill KV", gbs(s.prefill_kv_bytes)),
+        (
+            "prefill KV on HBM at start",
+            format!(
+                "{} ({:?}, share {})",
+                gbs(s.initial_hbm_kv_bytes),
+                f.initial.prefill_kv_layout,
+                f.initial.prefill_kv_on_hbm
+            ),
+        ),
+        (
+            "KV at end of run (no skips)",
+            gbs(s.entry_bytes * s.layers as u64 * s.positions() as u64),
+        ),
+        ("HBM capacity", gbs(s.capacity_bytes)),
+        (
+            "HBM KV budget",
+            format!(
+                "{}{}",
+                gbs(s.kv_budget_bytes),
+                if f.hbm.kv_budget.is_some() {
+                    " (set)"
+                } else {
+                    " (capacity - weights on HBM)"
+                }
+            ),
+        ),
+        (
+            "idealized",
+            sc.idealized_note().unwrap_or_else(|| "no".into()),
+        ),
+        (
+            "bandwidth HBM / LINK / EXTI",
+            format!("{} / {} / {}", bw(s.hbm_bw), bw(s.link_bw), bw(s.exti_bw)),
+        ),
+        (
+            "link duplex / access / hierarchy / overlap",
+            format!(
+                "{:?} / {:?} / {:?} / {:?}",
+                f.ext.link_duplex, f.ext.access, f.memory.hierarchy, f.memory.overlap
+            ),
+        ),
+        ("alpha target", format!("{:.6}", s.alpha_target)),
+        (
+            "ideal bound, no-skip run",
+            format!("{:.6} s", no_skip_bound(s, f.ext.access)),
+        ),
+    ]
 }
