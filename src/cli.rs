@@ -446,14 +446,46 @@ fn emit(text: &str, out: Option<&Path>) -> Result<()> {
 
 /// Runs a sweep with a progress bar on stderr when it is a terminal, then prints or writes the
 /// rows (a shard: its result file, JSON).
+/// `--plot DIR` and `--metric` of a sweep, study or merge.
+type SweepPlot<'a> = (Option<&'a Path>, &'a str);
+
+/// Checks the plot options before anything runs.
+fn check_sweep_plot((dir, metric): SweepPlot) -> Result<()> {
+    if let Some(d) = dir {
+        kvtier::plot::check_dir(d)?;
+        if !kvtier::sweep_run::PLOT_METRICS.contains(&metric) {
+            anyhow::bail!(
+                "--metric {metric:?}: choose one of {}",
+                kvtier::sweep_run::PLOT_METRICS.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn write_sweep_plots(r: &kvtier::sweep_run::SweepResult, (dir, metric): SweepPlot) -> Result<()> {
+    let Some(dir) = dir else { return Ok(()) };
+    let start = Instant::now();
+    let written = kvtier::plot::write_charts(dir, &kvtier::sweep_run::charts(r, metric)?)?;
+    eprintln!(
+        "plots: {} files in {} ({:.2} s)",
+        written.len(),
+        dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn run_sweep(
     sweep: &kvtier::sweep_run::Sweep,
     shard: Option<&str>,
     format: Option<Format>,
     csv: Option<&Path>,
     out: Option<&Path>,
+    plot: SweepPlot,
 ) -> Result<()> {
     use std::io::IsTerminal;
+    check_sweep_plot(plot)?;
     let shard = shard.map(kvtier::sweep_run::Shard::parse).transpose()?;
     if shard.is_some() && format.is_some_and(|f| f != Format::Json) {
         anyhow::bail!("--shard writes the JSON result file for `kvtier merge`; leave out --format");
@@ -490,6 +522,7 @@ fn run_sweep(
         b.finish_and_clear();
     }
     emit(&kvtier::sweep_run::render(&result, format)?, out)?;
+    write_sweep_plots(&result, plot)?;
     let failed = kvtier::sweep_run::failures(&result);
     if failed > 0 {
         anyhow::bail!(
@@ -513,6 +546,8 @@ pub struct SweepArgs {
     pub csv: Option<std::path::PathBuf>,
     pub shard: Option<String>,
     pub output: Option<std::path::PathBuf>,
+    pub plot: Option<std::path::PathBuf>,
+    pub metric: String,
 }
 
 /// Default pairs of a sweep: the scripted PreferHBM with no migration and with AlphaMigration
@@ -567,6 +602,7 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
         a.format,
         a.csv.as_deref(),
         a.output.as_deref(),
+        (a.plot.as_deref(), &a.metric),
     )
 }
 
@@ -577,6 +613,7 @@ pub fn study(
     shard: Option<&str>,
     output: Option<&Path>,
     list: bool,
+    plot: SweepPlot,
 ) -> Result<()> {
     let sweep = kvtier::study::load(file)?;
     if list {
@@ -592,14 +629,21 @@ pub fn study(
         }
         return emit(&text, output);
     }
-    run_sweep(&sweep, shard, format, csv, output)
+    run_sweep(&sweep, shard, format, csv, output, plot)
 }
 
-pub fn merge(files: &[std::path::PathBuf], format: Format, output: Option<&Path>) -> Result<()> {
+pub fn merge(
+    files: &[std::path::PathBuf],
+    format: Format,
+    output: Option<&Path>,
+    plot: SweepPlot,
+) -> Result<()> {
+    check_sweep_plot(plot)?;
     let mut parts = Vec::with_capacity(files.len());
     for f in files {
         parts.push((f.display().to_string(), kvtier::sweep_run::read_result(f)?));
     }
     let merged = kvtier::sweep_run::merge(&parts)?;
-    emit(&kvtier::sweep_run::render(&merged, format)?, output)
+    emit(&kvtier::sweep_run::render(&merged, format)?, output)?;
+    write_sweep_plots(&merged, plot)
 }

@@ -170,6 +170,8 @@ enum Command {
         /// Write the output to this file (atomically) instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        plot: SweepPlot,
     },
     /// Run a study file (scenarios/studies/*.toml): a sweep written down.
     Study {
@@ -188,6 +190,8 @@ enum Command {
         /// Check the study and list its points without running anything.
         #[arg(long)]
         list: bool,
+        #[command(flatten)]
+        plot: SweepPlot,
     },
     /// Combine the result files of a sharded sweep or study and print the whole table.
     Merge {
@@ -197,6 +201,8 @@ enum Command {
         format: Format,
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        plot: SweepPlot,
     },
     /// Compile a strategy script and dry-run it on scenarios/tiny.toml.
     Check {
@@ -213,6 +219,19 @@ enum Command {
         #[arg(long)]
         definitions: Option<PathBuf>,
     },
+}
+
+/// `--plot DIR` for sweeps: the chosen metric against each varied key, one line per pair.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SweepPlot {
+    /// Write charts (SVG, PNG and a CSV of the plotted numbers) into this folder.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// What the charts plot: a summary field (decode_time_s, tokens_per_s, x_ideal,
+    /// alpha_attn, alpha_mlp, alpha_bytes, moved_to_hbm_bytes, moved_to_ext_bytes,
+    /// peak_hbm_kv_bytes).
+    #[arg(long, default_value = "decode_time_s")]
+    metric: String,
 }
 
 #[derive(Subcommand)]
@@ -345,6 +364,7 @@ fn dispatch(c: Command) -> Result<()> {
             csv,
             shard,
             output,
+            plot,
         } => cli::sweep(cli::SweepArgs {
             scenario,
             vary,
@@ -357,6 +377,8 @@ fn dispatch(c: Command) -> Result<()> {
             csv,
             shard,
             output,
+            plot: plot.plot,
+            metric: plot.metric,
         }),
         Command::Study {
             file,
@@ -365,6 +387,7 @@ fn dispatch(c: Command) -> Result<()> {
             shard,
             output,
             list,
+            plot,
         } => cli::study(
             &file,
             format,
@@ -372,12 +395,19 @@ fn dispatch(c: Command) -> Result<()> {
             shard.as_deref(),
             output.as_deref(),
             list,
+            (plot.plot.as_deref(), &plot.metric),
         ),
         Command::Merge {
             files,
             format,
             output,
-        } => cli::merge(&files, format, output.as_deref()),
+            plot,
+        } => cli::merge(
+            &files,
+            format,
+            output.as_deref(),
+            (plot.plot.as_deref(), &plot.metric),
+        ),
         Command::Check {
             script,
             scenario,

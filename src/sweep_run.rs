@@ -775,3 +775,61 @@ pub fn failures(r: &SweepResult) -> usize {
         .filter(|x| matches!(x.outcome, Outcome::Error(_)))
         .count()
 }
+
+/// Summary fields a sweep chart can plot.
+pub const PLOT_METRICS: &[&str] = &[
+    "decode_time_s",
+    "tokens_per_s",
+    "x_ideal",
+    "alpha_attn",
+    "alpha_mlp",
+    "alpha_bytes",
+    "moved_to_hbm_bytes",
+    "moved_to_ext_bytes",
+    "peak_hbm_kv_bytes",
+];
+
+/// Charts of a sweep: `metric` against each varied key, one line per pair; when several keys
+/// are varied, the other keys' values are part of each line's label.
+pub fn charts(r: &SweepResult, metric: &str) -> Result<Vec<crate::plot::Chart>> {
+    if !PLOT_METRICS.contains(&metric) {
+        bail!(
+            "--metric {metric:?}: choose one of {}",
+            PLOT_METRICS.join(", ")
+        );
+    }
+    let keys = r.definition.keys();
+    let value = |o: &Outcome| -> Option<f64> {
+        match o {
+            Outcome::Summary(s) => serde_json::to_value(s).ok()?.get(metric)?.as_f64(),
+            Outcome::Error(_) => None,
+        }
+    };
+    let mut out = Vec::with_capacity(keys.len());
+    for (k, key) in keys.iter().enumerate() {
+        let points: Vec<crate::plot::SweepPoint> = r
+            .rows
+            .iter()
+            .map(|row| {
+                let others: Vec<String> = keys
+                    .iter()
+                    .zip(&row.values)
+                    .enumerate()
+                    .filter(|(j, _)| *j != k)
+                    .map(|(_, (kk, v))| format!("{kk}={}", crate::sweep::value_text(v)))
+                    .collect();
+                let mut pair = format!("{} + {}", row.placement, row.migration);
+                if !others.is_empty() {
+                    pair += &format!(" ({})", others.join(", "));
+                }
+                crate::plot::SweepPoint {
+                    key_value: crate::sweep::value_text(&row.values[k]),
+                    pair,
+                    value: value(&row.outcome),
+                }
+            })
+            .collect();
+        out.push(crate::plot::sweep_chart(metric, key, &points));
+    }
+    Ok(out)
+}

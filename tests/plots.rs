@@ -515,3 +515,62 @@ fn report_loads_in_headless_chromium_without_errors() {
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console output: {console:?}");
 }
+
+#[test]
+fn sweep_plot_draws_the_metric_against_each_key_with_the_runs_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("plots");
+    let json = dir.path().join("r.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kvtier"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "sweep",
+            "scenarios/tiny.toml",
+            "--vary",
+            "initial.weights_on_hbm=0.5,1.0",
+        ])
+        .args([
+            "--vary",
+            "memory.hierarchy=exclusive,inclusive",
+            "--placement",
+            "hbm",
+            "--migration",
+            "none",
+        ])
+        .args(["--format", "json", "-o"])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in ["initial.weights_on_hbm", "memory.hierarchy"] {
+        let svg =
+            std::fs::read_to_string(plot.join(format!("sweep-decode_time_s-{key}.svg"))).unwrap();
+        roxmltree::Document::parse(&svg).expect("valid SVG");
+        assert!(plot.join(format!("sweep-decode_time_s-{key}.png")).exists());
+        let csv =
+            std::fs::read_to_string(plot.join(format!("sweep-decode_time_s-{key}.csv"))).unwrap();
+        // One sidecar row per run, each with that run's decode time.
+        assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+        for row in r["rows"].as_array().unwrap() {
+            let t = row["summary"]["decode_time_s"].as_f64().unwrap();
+            assert!(
+                csv.lines().any(|l| l.ends_with(&format!(",{t}"))),
+                "{t} missing from {csv}"
+            );
+        }
+    }
+    // tiny with all weights on HBM, exclusive: the 71 s of docs/model.md.
+    let csv = std::fs::read_to_string(plot.join("sweep-decode_time_s-initial.weights_on_hbm.csv"))
+        .unwrap();
+    assert!(
+        csv.contains("hbm + none (memory.hierarchy=exclusive),1.0,71"),
+        "{csv}"
+    );
+}
