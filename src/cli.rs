@@ -51,8 +51,12 @@ fn load_policy(
 /// Draws and writes the charts, then says where and how long it took (on stderr, so that
 /// `--format json` output stays clean).
 fn write_plots(dir: &Path, c: &Comparison, pairs: &[PairSeries]) -> Result<()> {
+    write_charts_timed(dir, &kvtier::plot::charts(c, pairs))
+}
+
+fn write_charts_timed(dir: &Path, charts: &[kvtier::plot::Chart]) -> Result<()> {
     let start = Instant::now();
-    let written = kvtier::plot::write_charts(dir, &kvtier::plot::charts(c, pairs))?;
+    let written = kvtier::plot::write_charts(dir, charts)?;
     eprintln!(
         "plots: {} files in {} ({:.2} s)",
         written.len(),
@@ -465,15 +469,7 @@ fn check_sweep_plot((dir, metric): SweepPlot) -> Result<()> {
 
 fn write_sweep_plots(r: &kvtier::sweep_run::SweepResult, (dir, metric): SweepPlot) -> Result<()> {
     let Some(dir) = dir else { return Ok(()) };
-    let start = Instant::now();
-    let written = kvtier::plot::write_charts(dir, &kvtier::sweep_run::charts(r, metric)?)?;
-    eprintln!(
-        "plots: {} files in {} ({:.2} s)",
-        written.len(),
-        dir.display(),
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
+    write_charts_timed(dir, &kvtier::sweep_run::charts(r, metric)?)
 }
 
 fn run_sweep(

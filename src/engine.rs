@@ -52,6 +52,34 @@ pub struct Record {
     pub hbm_kv_bytes: u64,
 }
 
+impl Record {
+    /// The record of one sublayer or step phase, timed by SPEC 6 (a step phase always takes the
+    /// max over resources, a sublayer follows the scenario's overlap mode).
+    fn of(
+        step: usize,
+        layer: Option<usize>,
+        sublayer: Sublayer,
+        charges: Charges,
+        timing: &Timing,
+        bound_s: f64,
+        memory: &Memory,
+    ) -> Record {
+        let time_s = match sublayer {
+            Sublayer::Step => charges.phase_time(timing),
+            Sublayer::Attn | Sublayer::Mlp => charges.sublayer_time(timing),
+        };
+        Record {
+            step,
+            layer,
+            sublayer,
+            charges,
+            time_s,
+            bound_s,
+            hbm_kv_bytes: memory.hbm_used_bytes(),
+        }
+    }
+}
+
 /// Receives records as the run produces them.
 pub trait RecordSink {
     fn record(&mut self, r: &Record) -> Result<()>;
@@ -313,15 +341,7 @@ pub fn run_with_trace(
             sim.moves_allowed = false;
             if !sim.moves.is_empty() {
                 let c = sim.moves;
-                let rec = Record {
-                    step: n,
-                    layer: None,
-                    sublayer: Sublayer::Step,
-                    charges: c,
-                    time_s: c.phase_time(&timing),
-                    bound_s: 0.0,
-                    hbm_kv_bytes: sim.memory.hbm_used_bytes(),
-                };
+                let rec = Record::of(n, None, Sublayer::Step, c, &timing, 0.0, &sim.memory);
                 t.step_phases += 1;
                 emit(&mut t, sink, &rec)?;
             }
@@ -342,15 +362,7 @@ pub fn run_with_trace(
                 sim.history.layer_skips[l] += 1;
                 if !sim.moves.is_empty() {
                     let c = sim.moves;
-                    let rec = Record {
-                        step: n,
-                        layer: Some(l),
-                        sublayer: Sublayer::Attn,
-                        charges: c,
-                        time_s: c.sublayer_time(&timing),
-                        bound_s: 0.0,
-                        hbm_kv_bytes: sim.memory.hbm_used_bytes(),
-                    };
+                    let rec = Record::of(n, Some(l), Sublayer::Attn, c, &timing, 0.0, &sim.memory);
                     emit(&mut t, sink, &rec)?;
                 }
                 continue;
@@ -372,15 +384,7 @@ pub fn run_with_trace(
                 sim.memory.passive_install(l, n, skipped, &mut c);
             }
             let bound = ideal_bound(s, access, s.attn_weight_bytes, c.kv_read);
-            let rec = Record {
-                step: n,
-                layer: Some(l),
-                sublayer: Sublayer::Attn,
-                charges: c,
-                time_s: c.sublayer_time(&timing),
-                bound_s: bound,
-                hbm_kv_bytes: sim.memory.hbm_used_bytes(),
-            };
+            let rec = Record::of(n, Some(l), Sublayer::Attn, c, &timing, bound, &sim.memory);
             emit(&mut t, sink, &rec)?;
             if mlp_skipped {
                 sim.history.mlp_skips[l] += 1;
@@ -390,15 +394,7 @@ pub fn run_with_trace(
             m.read_hbm(s.mlp_weight_hbm[l]);
             m.fetch_ext(ext_weight(s.mlp_weight_hbm[l], s.mlp_weight_bytes));
             let bound = ideal_bound(s, access, s.mlp_weight_bytes, 0);
-            let rec = Record {
-                step: n,
-                layer: Some(l),
-                sublayer: Sublayer::Mlp,
-                charges: m,
-                time_s: m.sublayer_time(&timing),
-                bound_s: bound,
-                hbm_kv_bytes: sim.memory.hbm_used_bytes(),
-            };
+            let rec = Record::of(n, Some(l), Sublayer::Mlp, m, &timing, bound, &sim.memory);
             emit(&mut t, sink, &rec)?;
         }
         sim.history.steps_done += 1;
