@@ -433,7 +433,11 @@ pub fn charts(c: &Comparison, pairs: &[PairSeries]) -> Vec<Chart> {
             .iter()
             .filter(|p| p.placement == *pl)
             .map(|p| {
-                let i = migrations.iter().position(|m| *m == p.migration).unwrap();
+                // Every pair's migration is in the list it was collected from.
+                let i = migrations
+                    .iter()
+                    .position(|m| *m == p.migration)
+                    .unwrap_or(0);
                 (i, p)
             })
             .collect();
@@ -935,7 +939,8 @@ pub fn sweep_chart(metric: &str, key: &str, points: &[SweepPoint]) -> Chart {
     }
     let numeric: Option<Vec<f64>> = values.iter().map(|v| v.trim().parse().ok()).collect();
     let x_of = |v: &str| -> f64 {
-        let i = values.iter().position(|x| *x == v).unwrap();
+        // `values` was collected from these very points.
+        let i = values.iter().position(|x| *x == v).unwrap_or(0);
         match &numeric {
             Some(n) => n[i],
             None => i as f64,
@@ -1106,13 +1111,15 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &LineChart) 
         for line in &panel.lines {
             let style = ShapeStyle::from(&line.color).stroke_width(2);
             // A `None` breaks the line into runs.
-            let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+            let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+            let mut run: Vec<(f64, f64)> = Vec::new();
             for &(x, y) in &line.points {
                 match y {
-                    Some(y) => runs.last_mut().unwrap().push((x, y)),
-                    None => runs.push(Vec::new()),
+                    Some(y) => run.push((x, y)),
+                    None => runs.push(std::mem::take(&mut run)),
                 }
             }
+            runs.push(run);
             for run in runs.into_iter().filter(|r| !r.is_empty()) {
                 if c.markers {
                     chart

@@ -26,6 +26,20 @@ const FLAG_DELTA: u8 = 4;
 const MAX_PROVENANCE: u32 = 1 << 20;
 const MAX_PAYLOAD: u32 = 1 << 30;
 
+/// A little-endian u64 from exactly 8 bytes.
+fn le_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    u64::from_le_bytes(a)
+}
+
+/// A little-endian u32 from exactly 4 bytes.
+fn le_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(b);
+    u32::from_le_bytes(a)
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let b = (v & 0x7f) as u8;
@@ -276,10 +290,10 @@ impl BinaryTraceReader {
                 me.label
             );
         }
-        let prefill = u64::from_le_bytes(fixed[12..20].try_into().expect("8 bytes"));
-        let decode = u64::from_le_bytes(fixed[20..28].try_into().expect("8 bytes"));
-        let layers = u32::from_le_bytes(fixed[28..32].try_into().expect("4 bytes"));
-        let prov_len = u32::from_le_bytes(fixed[32..36].try_into().expect("4 bytes"));
+        let prefill = le_u64(&fixed[12..20]);
+        let decode = le_u64(&fixed[20..28]);
+        let layers = le_u32(&fixed[28..32]);
+        let prov_len = le_u32(&fixed[32..36]);
         if prov_len > MAX_PROVENANCE {
             bail!(
                 "{}: byte offset 32: provenance length {prov_len} exceeds {MAX_PROVENANCE}",
@@ -468,7 +482,7 @@ impl TraceSource for BinaryTraceReader {
                 head[0]
             );
         }
-        let step = u64::from_le_bytes(head[1..9].try_into().expect("8 bytes"));
+        let step = le_u64(&head[1..9]);
         if step != n as u64 {
             bail!(
                 "{}: byte offset {}: block for step {step} where step {n} was due",
@@ -476,7 +490,7 @@ impl TraceSource for BinaryTraceReader {
                 block_at + 1
             );
         }
-        let len = u32::from_le_bytes(head[9..13].try_into().expect("4 bytes"));
+        let len = le_u32(&head[9..13]);
         if len > MAX_PAYLOAD {
             bail!(
                 "{}: byte offset {}: block length {len} exceeds {MAX_PAYLOAD}",
@@ -520,8 +534,8 @@ impl BinaryTraceReader {
                 end[0]
             );
         }
-        let steps = u64::from_le_bytes(end[1..9].try_into().expect("8 bytes"));
-        let crc = u32::from_le_bytes(end[9..13].try_into().expect("4 bytes"));
+        let steps = le_u64(&end[1..9]);
+        let crc = le_u32(&end[9..13]);
         if crc32fast::hash(&end[..9]) != crc || steps != self.dims.decode as u64 {
             bail!("{}: byte offset {at}: corrupted end marker", self.label);
         }
