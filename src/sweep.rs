@@ -297,18 +297,22 @@ fn describe(a: &[(String, toml::Value)]) -> String {
 mod tests {
     use super::*;
 
+    fn vary(spec: &str) -> Vary {
+        parse_vary(spec).expect("a valid --vary in a test")
+    }
+
     #[test]
     fn ranges_include_both_ends_without_float_noise() {
-        let v = parse_vary("initial.weights_on_hbm=0.5..1.0:0.1").unwrap();
+        let v = vary("initial.weights_on_hbm=0.5..1.0:0.1");
         let xs: Vec<f64> = v.values.iter().map(|x| x.as_float().unwrap()).collect();
         assert_eq!(xs, vec![0.5, 0.6, 0.7, 0.8, 0.9, 1.0]);
-        let v = parse_vary("workload.batch=1..16:5").unwrap();
+        let v = vary("workload.batch=1..16:5");
         assert_eq!(v.values, vec![1.into(), 6.into(), 11.into(), 16.into()]);
     }
 
     #[test]
     fn lists_take_toml_literals_and_bare_words() {
-        let v = parse_vary("memory.hierarchy=inclusive,exclusive").unwrap();
+        let v = vary("memory.hierarchy=inclusive,exclusive");
         assert_eq!(
             v.values,
             vec![
@@ -316,7 +320,7 @@ mod tests {
                 toml::Value::from("exclusive")
             ]
         );
-        let v = parse_vary("skip.layer_skip_rate=[0.1,0.2],0.3").unwrap();
+        let v = vary("skip.layer_skip_rate=[0.1,0.2],0.3");
         assert_eq!(v.values.len(), 2);
         assert!(v.values[0].is_array());
         assert!(parse_vary("nokey").is_err());
@@ -330,8 +334,8 @@ mod tests {
     #[test]
     fn expand_builds_the_cartesian_product_first_key_slowest() {
         let v = [
-            parse_vary("memory.hierarchy=inclusive,exclusive").unwrap(),
-            parse_vary("initial.weights_on_hbm=0.5,1").unwrap(),
+            vary("memory.hierarchy=inclusive,exclusive"),
+            vary("initial.weights_on_hbm=0.5,1"),
         ];
         let pts = expand(&tiny(), &v).unwrap();
         let labels: Vec<String> = pts.iter().map(Point::label).collect();
@@ -354,7 +358,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_fail_before_running() {
-        let e = expand(&tiny(), &[parse_vary("memory.hirarchy=inclusive").unwrap()])
+        let e = expand(&tiny(), &[vary("memory.hirarchy=inclusive")])
             .unwrap_err()
             .to_string();
         assert!(
@@ -362,22 +366,19 @@ mod tests {
                 && e.contains("unknown field `hirarchy`"),
             "{e}"
         );
-        let e = expand(&tiny(), &[parse_vary("workload.batch=1,abc").unwrap()])
+        let e = expand(&tiny(), &[vary("workload.batch=1,abc")])
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("--vary workload.batch=abc") && e.contains("invalid type"),
             "{e}"
         );
-        let e = expand(
-            &tiny(),
-            &[parse_vary("initial.weights_on_hbm=1.5").unwrap()],
-        )
-        .unwrap_err()
-        .to_string();
+        let e = expand(&tiny(), &[vary("initial.weights_on_hbm=1.5")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`initial.weights_on_hbm` = 1.5"), "{e}");
         // policy.params.* takes any name.
-        assert!(expand(&tiny(), &[parse_vary("policy.params.k=1,2").unwrap()]).is_ok());
+        assert!(expand(&tiny(), &[vary("policy.params.k=1,2")]).is_ok());
     }
 
     #[test]
@@ -395,8 +396,8 @@ mod tests {
         let e = expand(
             &tiny(),
             &[
-                parse_vary("workload.batch=1;workload.decode=2").unwrap(),
-                parse_vary("workload.batch=3").unwrap(),
+                vary("workload.batch=1;workload.decode=2"),
+                vary("workload.batch=3"),
             ],
         )
         .unwrap_err();
