@@ -304,14 +304,13 @@ pub fn run_with_trace(
     policy: &mut dyn Policy,
     sink: &mut dyn RecordSink,
 ) -> Result<RunTotals> {
-    let sizes = Arc::new(scenario.sizes.clone());
-    let s = &*sizes.clone();
+    let s = &scenario.sizes;
     let timing = Timing::of(scenario);
     let access = scenario.file.ext.access;
     let passive = scenario.file.memory.passive_migration && access == Access::Fetch;
     let lookahead = scenario.file.policy.lookahead as usize;
     let mut sim = Sim {
-        sizes,
+        sizes: Arc::new(s.clone()),
         memory: Memory::initial(scenario),
         window: TraceWindow::with_past(source, lookahead, policy.past_steps()),
         history: History {
@@ -375,8 +374,7 @@ pub fn run_with_trace(
             // KV reads, new entry, passive installs.
             let ls = &sim.window.current().layers[l];
             let skipped = (ls.token_count > 0).then_some(&ls.tokens);
-            let ext_entries = sim.memory.read_kv(l, skipped, &mut c);
-            let read_entries = c.kv_read / s.entry_bytes;
+            let (read_entries, ext_entries) = sim.memory.read_kv(l, skipped, &mut c);
             sim.history.kv_read_entries[l] += read_entries;
             sim.history.kv_skipped_entries[l] += sim.memory.present_count(l) - read_entries;
             sim.memory.write_new(l, n, want, &mut c);

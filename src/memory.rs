@@ -331,25 +331,23 @@ impl Memory {
     }
 
     /// Charges the KV reads of `layer` at step `n`: every present position `t < n` not in
-    /// `skipped`, each from its tier. Returns the number of entries read from EXT.
-    pub fn read_kv(&self, layer: usize, skipped: Option<&TokenSet>, c: &mut Charges) -> u64 {
+    /// `skipped` (a set of capacity `n`), each from its tier. Returns the entries read, in all
+    /// and from EXT.
+    pub fn read_kv(&self, layer: usize, skipped: Option<&TokenSet>, c: &mut Charges) -> (u64, u64) {
         let r = &self.layers[layer];
         let (total, on_hbm) = match skipped {
             None => (r.present_count, r.hbm_count),
             Some(skip) => {
-                // Positions >= n are absent, so `present` already bounds the reads to t < n.
+                // Before the new entry is written nothing at or past `n` is present, so the
+                // skip set's words cover every present entry.
                 let (p, h, s) = (r.present.words(), r.hbm.words(), skip.words());
-                let n = s.len();
+                debug_assert!(p[s.len()..].iter().all(|&w| w == 0));
                 let mut total = 0u64;
                 let mut on_hbm = 0u64;
-                for i in 0..n {
-                    let read = p[i] & !s[i];
+                for ((&p, &h), &s) in p.iter().zip(h).zip(s) {
+                    let read = p & !s;
                     total += read.count_ones() as u64;
-                    on_hbm += (read & h[i]).count_ones() as u64;
-                }
-                for i in n..p.len() {
-                    total += p[i].count_ones() as u64;
-                    on_hbm += (p[i] & h[i]).count_ones() as u64;
+                    on_hbm += (read & h).count_ones() as u64;
                 }
                 (total, on_hbm)
             }
@@ -362,7 +360,7 @@ impl Memory {
             Access::Fetch => c.fetch_ext(on_ext * k),
             Access::NearData => c.near_read_ext(on_ext * k),
         }
-        on_ext
+        (total, on_ext)
     }
 
     /// Passive migration: installs the EXT entries just read at `layer` (present, `< n`, not
