@@ -1,5 +1,6 @@
 //! Command implementations: load, call the library, print.
 
+use kvtier::results::median;
 use std::path::Path;
 use std::time::Instant;
 
@@ -100,25 +101,6 @@ pub fn run(
 
 /// The pairs of `compare` and `report`: each spec is a script, a folder of scripts or a native
 /// name; none given means every script under `default`.
-fn expand_specs(specs: &[String], kind: Kind, default: &str) -> Result<Vec<PolicyRef>> {
-    let specs = if specs.is_empty() {
-        vec![default.to_string()]
-    } else {
-        specs.to_vec()
-    };
-    let mut out = Vec::new();
-    for s in &specs {
-        out.extend(policy::expand(s, kind).with_context(|| {
-            if specs.len() == 1 && s == default {
-                "by default compare runs every script under policies/: run it from the project folder or give --placement/--migration".to_string()
-            } else {
-                format!("--{kind:?} {s}").to_lowercase()
-            }
-        })?);
-    }
-    Ok(out)
-}
-
 fn bail_on_failed_pairs(c: &Comparison) -> Result<()> {
     let failed = c
         .rows
@@ -149,8 +131,8 @@ pub fn compare(
     if let Some(dir) = plot {
         kvtier::plot::check_dir(dir)?;
     }
-    let p = expand_specs(placements, Kind::Placement, "policies/placement")?;
-    let m = expand_specs(migrations, Kind::Migration, "policies/migration")?;
+    let p = policy::expand_all(placements, &["policies/placement"], Kind::Placement)?;
+    let m = policy::expand_all(migrations, &["policies/migration"], Kind::Migration)?;
     let (c, pairs) = match plot {
         Some(_) => kvtier::compare::compare_with_series(&scenario, &p, &m, params, csv)?,
         None => (
@@ -176,8 +158,8 @@ pub fn report(
     out: &Path,
 ) -> Result<()> {
     let scenario = Scenario::load(path)?;
-    let p = expand_specs(placements, Kind::Placement, "policies/placement")?;
-    let m = expand_specs(migrations, Kind::Migration, "policies/migration")?;
+    let p = policy::expand_all(placements, &["policies/placement"], Kind::Placement)?;
+    let m = policy::expand_all(migrations, &["policies/migration"], Kind::Migration)?;
     let (c, pairs) = kvtier::compare::compare_with_series(&scenario, &p, &m, params, None)?;
     let html = kvtier::report::html(&scenario, &c, &pairs)?;
     kvtier::output::write_atomic(out, |w| {
@@ -327,16 +309,6 @@ fn peak_rss_mb() -> Option<f64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// The scenario with a different prefill length. An explicit KV budget keeps its headroom over
@@ -560,27 +532,8 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
         .iter()
         .map(|v| kvtier::sweep::parse_vary(v))
         .collect::<Result<Vec<_>>>()?;
-    let refs = |given: &[String], default: &[&str], kind: Kind| -> Result<Vec<PolicyRef>> {
-        let specs: Vec<String> = if given.is_empty() {
-            default.iter().map(|s| s.to_string()).collect()
-        } else {
-            given.to_vec()
-        };
-        let mut out = Vec::new();
-        for s in &specs {
-            out.extend(policy::expand(s, kind).with_context(|| {
-                let flag = format!("--{kind:?}").to_lowercase();
-                if given.is_empty() {
-                    format!("the default {flag} {s} is looked up under policies/: run from the project folder or give {flag}")
-                } else {
-                    format!("{flag} {s}")
-                }
-            })?);
-        }
-        Ok(out)
-    };
-    let placements = refs(&a.placements, SWEEP_PLACEMENTS, Kind::Placement)?;
-    let migrations = refs(&a.migrations, SWEEP_MIGRATIONS, Kind::Migration)?;
+    let placements = policy::expand_all(&a.placements, SWEEP_PLACEMENTS, Kind::Placement)?;
+    let migrations = policy::expand_all(&a.migrations, SWEEP_MIGRATIONS, Kind::Migration)?;
     let def = kvtier::sweep_run::SweepDef {
         title: None,
         base: a.scenario.display().to_string(),

@@ -77,14 +77,8 @@ enum Command {
     /// Run every (placement, migration) pair of a scenario, in parallel, and rank them.
     Compare {
         scenario: PathBuf,
-        /// Placement scripts or folders of scripts (default: policies/placement).
-        #[arg(long, num_args = 1..)]
-        placement: Vec<String>,
-        /// Migration scripts or folders of scripts (default: policies/migration).
-        #[arg(long, num_args = 1..)]
-        migration: Vec<String>,
-        #[arg(long = "param", value_name = "KEY=VALUE")]
-        params: Vec<String>,
+        #[command(flatten)]
+        pairs: PairSpecs,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// Group rows: `placement` gives one block per placement, as the seed's plots.
@@ -101,14 +95,8 @@ enum Command {
     /// derived sizes, the comparison table and the charts (inline SVG, nothing fetched).
     Report {
         scenario: PathBuf,
-        /// Placement scripts or folders of scripts (default: policies/placement).
-        #[arg(long, num_args = 1..)]
-        placement: Vec<String>,
-        /// Migration scripts or folders of scripts (default: policies/migration).
-        #[arg(long, num_args = 1..)]
-        migration: Vec<String>,
-        #[arg(long = "param", value_name = "KEY=VALUE")]
-        params: Vec<String>,
+        #[command(flatten)]
+        pairs: PairSpecs,
         /// The HTML file to write.
         #[arg(short, long)]
         output: PathBuf,
@@ -116,14 +104,8 @@ enum Command {
     /// Run a comparison, then re-run the pairs each saved file affects and print the table again.
     Watch {
         scenario: PathBuf,
-        /// Placement scripts or folders of scripts (default: policies/placement).
-        #[arg(long, num_args = 1..)]
-        placement: Vec<String>,
-        /// Migration scripts or folders of scripts (default: policies/migration).
-        #[arg(long, num_args = 1..)]
-        migration: Vec<String>,
-        #[arg(long = "param", value_name = "KEY=VALUE")]
-        params: Vec<String>,
+        #[command(flatten)]
+        pairs: PairSpecs,
         /// Poll files instead of waiting for the OS's events (network and container mounts).
         #[arg(long)]
         poll: bool,
@@ -219,6 +201,19 @@ enum Command {
         #[arg(long)]
         definitions: Option<PathBuf>,
     },
+}
+
+/// The strategies a comparison runs: every placement with every migration.
+#[derive(clap::Args, Clone, Debug)]
+pub struct PairSpecs {
+    /// Placement scripts, names or folders of scripts (default: policies/placement).
+    #[arg(long, num_args = 1..)]
+    placement: Vec<String>,
+    /// Migration scripts, names or folders of scripts (default: policies/migration).
+    #[arg(long, num_args = 1..)]
+    migration: Vec<String>,
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
 }
 
 /// `--plot DIR` for sweeps: the chosen metric against each varied key, one line per pair.
@@ -318,18 +313,16 @@ fn dispatch(c: Command) -> Result<()> {
         ),
         Command::Compare {
             scenario,
-            placement,
-            migration,
-            params,
+            pairs,
             format,
             by,
             csv,
             plot,
         } => cli::compare(
             &scenario,
-            &placement,
-            &migration,
-            &params,
+            &pairs.placement,
+            &pairs.migration,
+            &pairs.params,
             format,
             by,
             csv.as_deref(),
@@ -337,24 +330,26 @@ fn dispatch(c: Command) -> Result<()> {
         ),
         Command::Report {
             scenario,
-            placement,
-            migration,
-            params,
+            pairs,
             output,
-        } => cli::report(&scenario, &placement, &migration, &params, &output),
+        } => cli::report(
+            &scenario,
+            &pairs.placement,
+            &pairs.migration,
+            &pairs.params,
+            &output,
+        ),
         Command::Watch {
             scenario,
-            placement,
-            migration,
-            params,
+            pairs,
             poll,
             json_lines,
             debounce_ms,
         } => cli::watch(kvtier::watch::WatchOptions {
             scenario,
-            placements: placement,
-            migrations: migration,
-            params,
+            placements: pairs.placement,
+            migrations: pairs.migration,
+            params: pairs.params,
             poll,
             json_lines,
             debounce: std::time::Duration::from_millis(debounce_ms),

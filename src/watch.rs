@@ -18,7 +18,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, new_debouncer_opt, DebounceEventResult, NoCache};
 use rayon::prelude::*;
@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::engine::{self, Record, RecordSink};
 use crate::policy::{self, Kind, PolicyRef};
 use crate::results::Summary;
-use crate::scenario::{Scenario, GB};
+use crate::scenario::Scenario;
 
 /// What `kvtier watch` was asked to do.
 #[derive(Clone, Debug)]
@@ -240,25 +240,25 @@ fn expand_specs(
     kind: Kind,
     default: &str,
 ) -> Result<(Vec<PolicyKey>, Vec<PathBuf>)> {
-    let specs = if specs.is_empty() {
-        vec![default.to_string()]
-    } else {
-        specs.to_vec()
-    };
-    let (mut keys, mut dirs) = (Vec::new(), Vec::new());
-    for s in &specs {
-        if Path::new(s).is_dir() {
-            dirs.push(absolute(Path::new(s)));
-        }
-        for r in policy::expand(s, kind)
-            .with_context(|| format!("--{} {s}", format!("{kind:?}").to_lowercase()))?
-        {
-            let k = PolicyKey::of(&r);
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
+    let mut keys = Vec::new();
+    for r in policy::expand_all(specs, &[default], kind)? {
+        let k = PolicyKey::of(&r);
+        if !keys.contains(&k) {
+            keys.push(k);
         }
     }
+    // Folders named as specs: scripts created there later add rows.
+    let default = [default.to_string()];
+    let dirs = if specs.is_empty() {
+        &default[..]
+    } else {
+        specs
+    }
+    .iter()
+    .map(Path::new)
+    .filter(|p| p.is_dir())
+    .map(absolute)
+    .collect();
     Ok((keys, dirs))
 }
 
@@ -631,10 +631,7 @@ pub fn render(r: &Refresh) -> String {
         "GB to EXT",
     ]);
     let f = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "-".into());
-    let gb = |x: Option<u64>| {
-        x.map(|b| format!("{:.3}", b as f64 / GB))
-            .unwrap_or_else(|| "-".into())
-    };
+    let gb = |x: Option<u64>| x.map(crate::results::gb).unwrap_or_else(|| "-".into());
     if let Some(b) = r.ideal_bound_s {
         t.add_row([
             "ideal".to_string(),

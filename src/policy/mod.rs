@@ -122,6 +122,28 @@ pub fn expand(spec: &str, kind: Kind) -> Result<Vec<PolicyRef>> {
     Ok(vec![resolve(spec, kind, None)?])
 }
 
+/// The specs a command was given (`--placement A B`), or `defaults` when none: each expanded
+/// by [`expand`], in order. Errors name the flag, and say where defaults are looked up.
+pub fn expand_all(given: &[String], defaults: &[&str], kind: Kind) -> Result<Vec<PolicyRef>> {
+    let flag = format!("--{kind:?}").to_lowercase();
+    let specs: Vec<String> = if given.is_empty() {
+        defaults.iter().map(|s| s.to_string()).collect()
+    } else {
+        given.to_vec()
+    };
+    let mut out = Vec::new();
+    for s in &specs {
+        out.extend(expand(s, kind).with_context(|| {
+            if given.is_empty() {
+                format!("the default {flag} {s} is looked up under policies/: run from the project folder or give {flag}")
+            } else {
+                format!("{flag} {s}")
+            }
+        })?);
+    }
+    Ok(out)
+}
+
 /// A scenario's `[policy.params]` with `key=value` overrides applied.
 pub fn params(scenario: &Scenario, overrides: &[String]) -> Result<Params> {
     let mut out = Params::new();
