@@ -4,19 +4,10 @@
 //! Run with `cargo bench --bench watch_latency` (release build). Prints every sample and the
 //! medians; asserts nothing (the machine is shared and noisy).
 
+use kvtier::results::median;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 fn main() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -15,8 +15,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{self, PolicyRef};
-use crate::results::{Format, Summary};
-use crate::scenario::{Scenario, GB};
+use crate::results::{gb, opt, Format, Summary};
+use crate::scenario::Scenario;
 use crate::series::StepSeries;
 
 /// The outcome of one pair.
@@ -202,14 +202,6 @@ pub fn sort_rows(rows: &mut [PairRow], by: GroupBy) {
         }
         rows.sort_by_key(|r| order.iter().position(|p| *p == r.placement));
     }
-}
-
-fn gb(b: u64) -> String {
-    format!("{:.3}", b as f64 / GB)
-}
-
-fn opt(a: Option<f64>) -> String {
-    a.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into())
 }
 
 /// Column names of the comparison table.

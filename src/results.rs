@@ -115,6 +115,17 @@ impl Summary {
     }
 }
 
+/// Median of timing samples (the mean of the middle two for an even count); sorts `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// How to print summaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -124,11 +135,13 @@ pub enum Format {
     Json,
 }
 
-fn gb(b: u64) -> String {
+/// Bytes as GB with 3 decimals, for table cells.
+pub(crate) fn gb(b: u64) -> String {
     format!("{:.3}", b as f64 / GB)
 }
 
-fn opt(a: Option<f64>) -> String {
+/// A ratio with 4 decimals, `-` when absent, for table cells.
+pub(crate) fn opt(a: Option<f64>) -> String {
     a.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into())
 }
 

@@ -1,6 +1,8 @@
 //! The native questions behind the script API, checked against naive recomputation from the
 //! trace window, and `predicted_alpha` against the alpha the engine then records.
 
+mod common;
+
 use anyhow::Result;
 use kvtier::engine::{self, Policy, Record, Sim, Sublayer};
 use kvtier::memory::Tier;
@@ -62,18 +64,6 @@ lookahead = 8
     .unwrap()
 }
 
-/// Not-read positions of (step, layer), from the window.
-fn not_read(sim: &Sim, step: usize, layer: usize) -> TokenSet {
-    let ls = &sim.window.get(step).unwrap().layers[layer];
-    let mut s = TokenSet::new(sim.sizes.positions());
-    if ls.layer {
-        s.insert_range(0, step);
-    } else {
-        s.union_with(&ls.tokens);
-    }
-    s
-}
-
 #[test]
 fn past_skipped_counts_match_a_naive_count() {
     let sc = scenario();
@@ -89,7 +79,8 @@ fn past_skipped_counts_match_a_naive_count() {
                 if m == 0 {
                     want.insert_range(0, n);
                 } else if !steps.is_empty() {
-                    let sets: Vec<TokenSet> = steps.iter().map(|&s| not_read(sim, s, l)).collect();
+                    let sets: Vec<TokenSet> =
+                        steps.iter().map(|&s| common::not_read(sim, s, l)).collect();
                     for p in 0..n {
                         let c = sets.iter().filter(|s| s.contains(p)).count();
                         if c >= need {
@@ -117,7 +108,7 @@ fn future_sets_match_the_window_and_stop_at_the_lookahead() {
             let mut any = TokenSet::new(end);
             let mut all = TokenSet::new(end);
             for (i, &s) in steps.iter().enumerate() {
-                let nr = not_read(sim, s, l);
+                let nr = common::not_read(sim, s, l);
                 any.union_with(&nr);
                 if i == 0 {
                     all = nr;

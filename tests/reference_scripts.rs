@@ -4,6 +4,8 @@
 //! A `Spy` wraps the scripted policy: it records every `place` answer and, around every
 //! `on_step`/`on_layer` call, the HBM residency before and the state after.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -161,18 +163,6 @@ internal_bandwidth = "40 B/s"
     Scenario::from_toml(&text, None).unwrap()
 }
 
-/// Positions not read at `(step, layer)`, straight from the trace.
-fn trace_skipped(sim: &Sim, step: usize, layer: usize) -> TokenSet {
-    let ls = &sim.window.get(step).expect("in window").layers[layer];
-    let mut s = TokenSet::new(sim.sizes.positions());
-    if ls.layer {
-        s.insert_range(0, step);
-    } else {
-        s.union_with(&ls.tokens);
-    }
-    s
-}
-
 #[test]
 fn prefer_hbm_asks_for_hbm_and_falls_back_when_full() {
     let sc = tiny();
@@ -273,7 +263,7 @@ fn lookahead_batch_never_places_on_hbm_an_entry_skipped_within_the_window() {
             let t = self.inner.place(sim, layer)?;
             let n = sim.step;
             let end = (n + 17).min(sim.sizes.positions());
-            let skipped_soon = (n + 1..end).any(|m| trace_skipped(sim, m, layer).contains(n));
+            let skipped_soon = (n + 1..end).any(|m| common::not_read(sim, m, layer).contains(n));
             assert_eq!(t == Tier::Ext, skipped_soon, "step {n} layer {layer}");
             if skipped_soon {
                 self.counts.1 += 1;
@@ -396,7 +386,7 @@ fn skipped_tokens_moves_exactly_the_hbm_entries_skipped_at_the_current_step() {
     .after(|c| {
         let l = c.layer.expect("on_layer");
         let reached = c.before.used + 2 * 100 > 9000;
-        let mut want = trace_skipped(c.sim, c.step, l);
+        let mut want = common::not_read(c.sim, c.step, l);
         want.intersect_with(&c.before.hbm[l]);
         if !reached {
             want.clear();
@@ -428,9 +418,9 @@ fn past_window_moves_hbm_entries_skipped_at_every_one_of_the_last_16_steps() {
         let first = c.step.saturating_sub(16).max(40);
         let mut want = TokenSet::new(c.sim.sizes.positions());
         if reached && first < c.step {
-            want = trace_skipped(c.sim, first, l);
+            want = common::not_read(c.sim, first, l);
             for m in first + 1..c.step {
-                want.intersect_with(&trace_skipped(c.sim, m, l));
+                want.intersect_with(&common::not_read(c.sim, m, l));
             }
             want.intersect_with(&c.before.hbm[l]);
         }
@@ -464,13 +454,13 @@ fn lookahead_swaps_next_steps_skipped_hbm_entries_for_its_read_ext_entries() {
         if n + 1 >= c.sim.sizes.positions() {
             return;
         }
-        let mut unimportant = trace_skipped(c.sim, n + 1, l);
+        let mut unimportant = common::not_read(c.sim, n + 1, l);
         unimportant.intersect_with(&c.before.hbm[l]);
         assert_eq!(c.demoted(l), unimportant, "step {n} layer {l}");
         // Important = existing entries read at n+1 that were on EXT; all fit (budget 20000 B
         // is more than the whole KV of 2 x 60 x 100 B = 12000 B).
         let mut important = c.sim.memory.present(l).clone();
-        important.subtract(&trace_skipped(c.sim, n + 1, l));
+        important.subtract(&common::not_read(c.sim, n + 1, l));
         important.subtract(&c.before.hbm[l]);
         assert_eq!(c.promoted(l), important, "step {n} layer {l}");
         promoted_any |= !important.is_empty();
@@ -510,20 +500,20 @@ fn lookahead_batch_migration_moves_once_per_batch_and_leaves_no_cold_entry_on_hb
         let end = (c.step + 17).min(c.sim.sizes.positions());
         for l in 0..2 {
             // Read at none of n+1..n+16 -> must not stay on HBM.
-            let mut cold = trace_skipped(c.sim, c.step + 1, l);
+            let mut cold = common::not_read(c.sim, c.step + 1, l);
             for m in c.step + 2..end {
-                cold.intersect_with(&trace_skipped(c.sim, m, l));
+                cold.intersect_with(&common::not_read(c.sim, m, l));
             }
             cold.intersect_with(c.sim.memory.hbm(l));
             assert!(cold.is_empty(), "step {} layer {l}: {cold:?}", c.step);
             // Read at some of them and existing -> on HBM (the budget holds everything).
             let mut hot = c.sim.memory.present(l).clone();
-            hot.subtract(&trace_skipped(c.sim, c.step + 1, l));
+            hot.subtract(&common::not_read(c.sim, c.step + 1, l));
             hot.subtract(c.sim.memory.hbm(l));
             let mut warm = hot.clone();
             for m in c.step + 2..end {
                 let mut read = c.sim.memory.present(l).clone();
-                read.subtract(&trace_skipped(c.sim, m, l));
+                read.subtract(&common::not_read(c.sim, m, l));
                 warm.union_with(&read);
             }
             warm.subtract(c.sim.memory.hbm(l));

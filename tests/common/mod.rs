@@ -136,3 +136,16 @@ pub fn collect(src: &mut dyn TraceSource) -> Vec<kvtier::trace::StepSkips> {
         })
         .collect()
 }
+
+/// Positions not read at `(step, layer)`, straight from the trace window: the skipped ones, or
+/// every position before the step when the whole layer is skipped.
+pub fn not_read(sim: &Sim, step: usize, layer: usize) -> kvtier::tokenset::TokenSet {
+    let ls = &sim.window.get(step).expect("step inside the window").layers[layer];
+    let mut s = kvtier::tokenset::TokenSet::new(sim.sizes.positions());
+    if ls.layer {
+        s.insert_range(0, step);
+    } else {
+        s.union_with(&ls.tokens);
+    }
+    s
+}
