@@ -123,8 +123,6 @@ pub struct History {
     /// Per layer: present KV entries attention skipped so far (token skipping; whole-layer skips
     /// are in `layer_skips`).
     pub kv_skipped_entries: Vec<u64>,
-    /// Decode steps completed.
-    pub steps_done: u64,
 }
 
 /// The state a policy sees and acts on: sizes, memory, the trace window, history, and the move
@@ -211,6 +209,11 @@ impl Sim {
         Ok(moved * k)
     }
 
+    /// Decode steps completed before the current one.
+    pub fn steps_done(&self) -> u64 {
+        (self.step - self.sizes.prefill) as u64
+    }
+
     /// Charges of the moves made so far in the current phase.
     pub fn pending_moves(&self) -> &Charges {
         &self.moves
@@ -267,7 +270,6 @@ pub struct RunTotals {
     pub attn_rows: u64,
     pub mlp_alpha_sum: f64,
     pub mlp_rows: u64,
-    pub step_phases: u64,
     pub counters: crate::memory::MemoryCounters,
     /// HBM KV bytes after the last step.
     pub end_hbm_kv_bytes: u64,
@@ -318,7 +320,6 @@ pub fn run_with_trace(
             mlp_skips: vec![0; s.layers],
             kv_read_entries: vec![0; s.layers],
             kv_skipped_entries: vec![0; s.layers],
-            steps_done: 0,
         },
         step: s.prefill,
         layer: None,
@@ -341,7 +342,6 @@ pub fn run_with_trace(
             if !sim.moves.is_empty() {
                 let c = sim.moves;
                 let rec = Record::of(n, None, Sublayer::Step, c, &timing, 0.0, &sim.memory);
-                t.step_phases += 1;
                 emit(&mut t, sink, &rec)?;
             }
         }
@@ -395,7 +395,6 @@ pub fn run_with_trace(
             let rec = Record::of(n, Some(l), Sublayer::Mlp, m, &timing, bound, &sim.memory);
             emit(&mut t, sink, &rec)?;
         }
-        sim.history.steps_done += 1;
     }
     t.counters = sim.memory.counters;
     t.end_hbm_kv_bytes = sim.memory.hbm_used_bytes();

@@ -256,7 +256,7 @@ pub fn register(engine: &mut Engine) {
     get!("alpha_target", "float", |s| s.sizes.alpha_target as FLOAT);
     get!("lookahead", "int", |s| s.window.lookahead() as INT);
     get!("history_steps", "int", |s| s.window.past() as INT);
-    get!("steps_done", "int", |s| int(s.history.steps_done));
+    get!("steps_done", "int", |s| int(s.steps_done()));
     get!("attn_weight_bytes", "int", |s| int(s
         .sizes
         .attn_weight_bytes));

@@ -279,7 +279,7 @@ pub fn past_skipped(sim: &Sim, layer: usize, w: usize, min: usize) -> Result<Tok
 pub fn skip_share(sim: &Sim, layer: usize) -> Result<f64> {
     check_layer(sim, layer)?;
     let h = &sim.history;
-    let steps = h.steps_done + u64::from(sim.layer.is_some_and(|l| l > layer));
+    let steps = sim.steps_done() + u64::from(sim.layer.is_some_and(|l| l > layer));
     if steps == 0 {
         return Ok(0.0);
     }
