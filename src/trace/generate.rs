@@ -1,6 +1,6 @@
 //! Synthetic skip traces, deterministic from the scenario's seed (SPEC 5).
 //!
-//! - `none`: nothing skipped.
+//! - `none`: no token skipped (whole-layer and MLP-only rates still apply).
 //! - `uniform`: each present entry skipped with probability `rate`, independently per step
 //!   (the probability is quantised to 1/65536: 16 random words per 64 positions build the bits).
 //! - `heavy_hitter`: attention sinks and a recent window are always read; the rest is chosen in
