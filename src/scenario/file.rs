@@ -1,0 +1,365 @@
+//! The raw structure of a scenario file (serde): every section and field, unknown fields
+//! rejected by name. Every field and its default is documented in docs/scenario.md; the defaults
+//! live here, in the `default_*` functions and `Default` impls.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::units::{Bandwidth, ByteSize};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Free text shown in tables; defaults to the file stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seed of every pseudo-random choice (trace generators).
+    #[serde(default)]
+    pub seed: u64,
+    pub model: ModelSection,
+    pub workload: WorkloadSection,
+    pub hbm: HbmSection,
+    pub ext: ExtSection,
+    #[serde(default)]
+    pub memory: MemorySection,
+    #[serde(default)]
+    pub initial: InitialSection,
+    #[serde(default)]
+    pub skip: SkipSection,
+    #[serde(default)]
+    pub policy: PolicySection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub layers: u64,
+    /// Parameter count (a float such as 75e9 is accepted when it is a whole number).
+    pub params: f64,
+    #[serde(default = "default_dtype_bytes")]
+    pub dtype_bytes: u64,
+    /// Share of each layer's weights in the attention sublayer; default exactly 1/3.
+    #[serde(default)]
+    pub attn_weight_fraction: Option<f64>,
+    #[serde(default)]
+    pub kv_heads: Option<u64>,
+    #[serde(default)]
+    pub head_dim: Option<u64>,
+    #[serde(default = "default_dtype_bytes")]
+    pub kv_dtype_bytes: u64,
+    /// Bytes of one position's keys and values at one layer for ONE sequence; replaces
+    /// `2 * kv_heads * head_dim * kv_dtype_bytes` and is multiplied by the batch.
+    #[serde(default)]
+    pub kv_bytes: Option<ByteSize>,
+}
+
+fn default_dtype_bytes() -> u64 {
+    2
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSection {
+    pub prefill: u64,
+    pub decode: u64,
+    #[serde(default = "one")]
+    pub batch: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HbmSection {
+    pub capacity: ByteSize,
+    pub bandwidth: Bandwidth,
+    #[serde(default)]
+    pub kv_budget: Option<ByteSize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Duplex {
+    /// One LINK budget shared by both directions.
+    Shared,
+    /// Read and write directions are separate resources of `link_bandwidth` each.
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Fetch,
+    NearData,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtSection {
+    pub link_bandwidth: Bandwidth,
+    pub internal_bandwidth: Bandwidth,
+    #[serde(default = "default_duplex")]
+    pub link_duplex: Duplex,
+    #[serde(default = "default_access")]
+    pub access: Access,
+}
+
+fn default_duplex() -> Duplex {
+    Duplex::Shared
+}
+fn default_access() -> Access {
+    Access::Fetch
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hierarchy {
+    Exclusive,
+    Inclusive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    Max,
+    Serial,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySection {
+    #[serde(default = "default_hierarchy")]
+    pub hierarchy: Hierarchy,
+    #[serde(default = "default_overlap")]
+    pub overlap: Overlap,
+    #[serde(default)]
+    pub passive_migration: bool,
+}
+
+fn default_hierarchy() -> Hierarchy {
+    Hierarchy::Exclusive
+}
+fn default_overlap() -> Overlap {
+    Overlap::Max
+}
+
+impl Default for MemorySection {
+    fn default() -> Self {
+        MemorySection {
+            hierarchy: Hierarchy::Exclusive,
+            overlap: Overlap::Max,
+            passive_migration: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightsLayout {
+    Uniform,
+    FirstLayers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefillLayout {
+    Newest,
+    Oldest,
+    FirstLayers,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialSection {
+    #[serde(default = "one_f")]
+    pub weights_on_hbm: f64,
+    #[serde(default = "default_weights_layout")]
+    pub weights_layout: WeightsLayout,
+    #[serde(default = "one_f")]
+    pub prefill_kv_on_hbm: f64,
+    #[serde(default = "default_prefill_layout")]
+    pub prefill_kv_layout: PrefillLayout,
+}
+
+fn one_f() -> f64 {
+    1.0
+}
+fn default_weights_layout() -> WeightsLayout {
+    WeightsLayout::Uniform
+}
+fn default_prefill_layout() -> PrefillLayout {
+    PrefillLayout::Newest
+}
+
+impl Default for InitialSection {
+    fn default() -> Self {
+        InitialSection {
+            weights_on_hbm: 1.0,
+            weights_layout: WeightsLayout::Uniform,
+            prefill_kv_on_hbm: 1.0,
+            prefill_kv_layout: PrefillLayout::Newest,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipSource {
+    None,
+    Uniform,
+    HeavyHitter,
+    File,
+}
+
+/// A per-layer rate: one number (a mean, shaped by depth where the generator says so) or one
+/// value per layer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum LayerRates {
+    Mean(f64),
+    PerLayer(Vec<f64>),
+}
+
+impl Default for LayerRates {
+    fn default() -> Self {
+        LayerRates::Mean(0.0)
+    }
+}
+
+/// Named sets of heavy-hitter defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipProfile {
+    /// The generator's own defaults (sinks 4, recent 64, pages of 16, keep 0.7, 2 dense layers).
+    Default,
+    /// Fitted to traces recorded from SmolLM2-135M under a 90%-attention-mass rule (see
+    /// docs/traces.md): sinks 1, recent 48, per-position selection, keep 0.3, 1 dense layer, and
+    /// a default rate of 0.65.
+    Calibrated,
+}
+
+/// The `[skip]` section, with every default resolved (a profile's, then the generator's).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "SkipRaw")]
+pub struct SkipSection {
+    pub source: SkipSource,
+    pub profile: SkipProfile,
+    /// Mean share of past positions skipped by attention (uniform, heavy_hitter).
+    pub rate: f64,
+    /// Trace file for `source = "file"`, relative to the scenario file.
+    pub file: Option<PathBuf>,
+    /// Replay a trace file of other dimensions scaled to the scenario (see `trace::scale`).
+    pub scale: bool,
+    /// Probability that a whole layer is skipped at a step.
+    pub layer_skip_rate: LayerRates,
+    /// Probability that only the MLP sublayer is skipped at a step.
+    pub mlp_skip_rate: LayerRates,
+    pub sinks: u64,
+    pub recent: u64,
+    pub page: u64,
+    /// Share of the important (read) set kept from one step to the next.
+    pub keep: f64,
+    /// Leading layers never skipped (tokens, layers or MLP).
+    pub dense_layers: u64,
+    /// How much the per-layer skipped share grows with depth: the shallowest sparse layer gets
+    /// `mean * (1 - depth_spread)`, the deepest `mean * (1 + depth_spread)`.
+    pub depth_spread: f64,
+}
+
+/// `[skip]` as written: what is absent comes from the profile, then the generator's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkipRaw {
+    source: Option<SkipSource>,
+    profile: Option<SkipProfile>,
+    rate: Option<f64>,
+    file: Option<PathBuf>,
+    scale: Option<bool>,
+    layer_skip_rate: Option<LayerRates>,
+    mlp_skip_rate: Option<LayerRates>,
+    sinks: Option<u64>,
+    recent: Option<u64>,
+    page: Option<u64>,
+    keep: Option<f64>,
+    dense_layers: Option<u64>,
+    depth_spread: Option<f64>,
+}
+
+impl TryFrom<SkipRaw> for SkipSection {
+    type Error = String;
+    fn try_from(r: SkipRaw) -> Result<SkipSection, String> {
+        let profile = r.profile.unwrap_or(SkipProfile::Default);
+        let source = r.source.unwrap_or(SkipSource::None);
+        if profile == SkipProfile::Calibrated && source != SkipSource::HeavyHitter {
+            return Err("`profile = \"calibrated\"` shapes the heavy_hitter generator: set `source = \"heavy_hitter\"`".into());
+        }
+        // (sinks, recent, page, keep, dense_layers, depth_spread, rate)
+        let d = match profile {
+            SkipProfile::Default => (4, 64, 16, 0.7, 2, 0.5, 0.0),
+            SkipProfile::Calibrated => (1, 48, 1, 0.3, 1, 0.5, 0.65),
+        };
+        Ok(SkipSection {
+            source,
+            profile,
+            rate: r.rate.unwrap_or(d.6),
+            file: r.file,
+            scale: r.scale.unwrap_or(false),
+            layer_skip_rate: r.layer_skip_rate.unwrap_or_default(),
+            mlp_skip_rate: r.mlp_skip_rate.unwrap_or_default(),
+            sinks: r.sinks.unwrap_or(d.0),
+            recent: r.recent.unwrap_or(d.1),
+            page: r.page.unwrap_or(d.2),
+            keep: r.keep.unwrap_or(d.3),
+            dense_layers: r.dense_layers.unwrap_or(d.4),
+            depth_spread: r.depth_spread.unwrap_or(d.5),
+        })
+    }
+}
+
+impl Default for SkipSection {
+    fn default() -> Self {
+        SkipSection::try_from(SkipRaw::default()).expect("the default profile always resolves")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Placement strategy: a native name (`hbm`, `ext`) or a script path.
+    #[serde(default = "default_placement")]
+    pub placement: String,
+    /// Migration strategy: `none` or a script path.
+    #[serde(default = "default_migration")]
+    pub migration: String,
+    /// How many future steps of the trace a policy may look at.
+    #[serde(default = "default_lookahead")]
+    pub lookahead: u64,
+    /// Free parameters handed to the scripts.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+fn default_placement() -> String {
+    "hbm".into()
+}
+fn default_migration() -> String {
+    "none".into()
+}
+fn default_lookahead() -> u64 {
+    16
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            placement: default_placement(),
+            migration: default_migration(),
+            lookahead: default_lookahead(),
+            params: toml::Table::new(),
+        }
+    }
+}
+

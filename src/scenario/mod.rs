@@ -1,0 +1,198 @@
+//! Scenario files: parsing, validation and the sizes derived from them.
+//!
+//! A scenario is read once from TOML into raw serde structs (unknown fields rejected by name),
+//! range-checked field by field, and turned into a [`Scenario`] whose [`Sizes`] hold every
+//! derived byte count and bandwidth. Nothing downstream re-derives a size: the engine, the ideal
+//! bound and the printed tables all read them from here.
+//!
+//! Not here: anything about scripts or Rhai (a policy is only a name or a path here), and
+//! anything that changes during a run.
+//!
+//! The data flows through the submodules in order: [`units`] (quantities with units), [`file`]
+//! (the raw TOML structure; all defaults live there and are listed, with their meaning, in
+//! docs/scenario.md), [`validate`] (range checks and the derived [`Sizes`]).
+
+mod file;
+mod units;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+
+pub use file::*;
+pub use units::*;
+pub use validate::{check_dims, initial_hbm_range, MAX_LAYER_POSITIONS, MAX_POSITIONS};
+use validate::validate;
+
+/// GB as used in scenario files (SPEC 1: GB = 1e9 bytes).
+pub const GB: f64 = 1e9;
+
+/// `floor(b * f)`: the SPEC's fraction of a byte count.
+pub fn fraction_of(bytes: u64, f: f64) -> u64 {
+    (bytes as f64 * f).floor() as u64
+}
+
+/// `round(x)` as SPEC 1 defines it: half up.
+pub fn round_half_up(x: f64) -> u64 {
+    (x + 0.5).floor() as u64
+}
+
+/// A scenario that passed every check, with its derived sizes.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    /// Where it was read from (trace paths are relative to its folder); `None` when built in code.
+    pub path: Option<PathBuf>,
+    pub file: ScenarioFile,
+    pub sizes: Sizes,
+}
+
+/// Every number derived from a scenario, computed once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sizes {
+    pub layers: usize,
+    pub prefill: usize,
+    pub decode: usize,
+    pub batch: u64,
+    /// `W = params * dtype_bytes`.
+    pub weights_bytes: u64,
+    /// `W_l = W / L`.
+    pub layer_weight_bytes: u64,
+    /// `Wa = floor(W_l * attn_weight_fraction)`.
+    pub attn_weight_bytes: u64,
+    /// `Wm = W_l - Wa`.
+    pub mlp_weight_bytes: u64,
+    /// Per layer: bytes of the attention weights resident on HBM (the rest is on EXT).
+    pub attn_weight_hbm: Vec<u64>,
+    /// Per layer: bytes of the MLP weights resident on HBM.
+    pub mlp_weight_hbm: Vec<u64>,
+    /// Sum of the per-layer HBM weight parts.
+    pub weights_on_hbm_bytes: u64,
+    /// `k`: one KV entry (one position, one layer, whole batch).
+    pub entry_bytes: u64,
+    /// `P * L * k`.
+    pub prefill_kv_bytes: u64,
+    /// Prefill KV placed on HBM by the initial layout.
+    pub initial_hbm_kv_bytes: u64,
+    pub capacity_bytes: u64,
+    pub kv_budget_bytes: u64,
+    /// `weights on HBM + kv_budget - capacity` when an explicit budget over-subscribes HBM.
+    pub oversubscribed_bytes: Option<u64>,
+    pub hbm_bw: f64,
+    pub link_bw: f64,
+    pub exti_bw: f64,
+    /// Bandwidth of EXT for the alpha target: `min(LINK, EXTI)` in fetch mode, EXTI in near_data.
+    pub ext_effective_bw: f64,
+    /// `BW_hbm / (BW_hbm + BW_ext_effective)`.
+    pub alpha_target: f64,
+}
+
+impl Sizes {
+    /// Positions in the whole run (`P + D`).
+    pub fn positions(&self) -> usize {
+        self.prefill + self.decode
+    }
+}
+
+fn file_label(path: Option<&Path>) -> String {
+    path.map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<scenario>".into())
+}
+
+impl Scenario {
+    /// Reads, validates and derives a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read(path)
+            .with_context(|| format!("cannot read scenario {}", path.display()))?;
+        let text = String::from_utf8(text).map_err(|e| {
+            anyhow!(
+                "{}: not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })?;
+        Scenario::from_toml(&text, Some(path))
+    }
+
+    /// Parses and validates scenario text; `path` is used in messages and for relative paths.
+    pub fn from_toml(text: &str, path: Option<&Path>) -> Result<Scenario> {
+        let label = file_label(path);
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| toml_error(&label, text, &e))?;
+        Scenario::from_file(file, path)
+    }
+
+    /// Validates an already parsed scenario.
+    pub fn from_file(file: ScenarioFile, path: Option<&Path>) -> Result<Scenario> {
+        let label = file_label(path);
+        let sizes = validate(&file).map_err(|e| anyhow!("{label}: {e}"))?;
+        let name = file
+            .name
+            .clone()
+            .or_else(|| {
+                path.and_then(|p| p.file_stem())
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "scenario".into());
+        Ok(Scenario {
+            name,
+            path: path.map(Path::to_path_buf),
+            file,
+            sizes,
+        })
+    }
+
+    /// The trace file named by the scenario, resolved against the scenario's folder.
+    pub fn trace_path(&self) -> Option<PathBuf> {
+        let f = self.file.skip.file.as_ref()?;
+        if f.is_absolute() {
+            return Some(f.clone());
+        }
+        let base = self
+            .path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .unwrap_or(Path::new(""));
+        Some(base.join(f))
+    }
+
+    /// Whether `kv_budget` over-subscribes HBM; the run is then *idealized*.
+    pub fn idealized_note(&self) -> Option<String> {
+        self.sizes
+            .oversubscribed_bytes
+            .map(|b| format!("idealized (HBM over-subscribed by {} GB)", fmt_gb(b)))
+    }
+}
+
+/// Formats bytes as GB, exactly (9 decimals), trailing zeros removed.
+pub fn fmt_gb(bytes: u64) -> String {
+    let s = format!("{}.{:09}", bytes / 1_000_000_000, bytes % 1_000_000_000);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+pub(crate) fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let msg = e.message();
+    match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            let src = text.lines().nth(line - 1).unwrap_or("");
+            anyhow!("{label}:{line}:{col}: {msg}\n  {line} | {src}")
+        }
+        None => anyhow!("{label}: {msg}"),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+

@@ -1,0 +1,426 @@
+//! Validation of a parsed scenario (every field range-checked, with messages that name the field,
+//! the value and what is valid) and the derivation of [`Sizes`].
+
+use std::fmt;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::file::*;
+use super::{fmt_gb, fraction_of, round_half_up, Sizes, GB};
+
+struct Check(Vec<String>);
+
+impl Check {
+    fn fail(&mut self, field: &str, value: impl fmt::Display, valid: &str) {
+        self.0.push(format!("field `{field}` = {value}: {valid}"));
+    }
+    fn fraction(&mut self, field: &str, v: f64) {
+        if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+            self.fail(field, v, "must be a fraction in [0, 1]");
+        }
+    }
+    fn positive_bw(&mut self, field: &str, v: f64) {
+        if !(v.is_finite() && v > 0.0) {
+            self.fail(field, format!("{} GB/s", v / GB), "must be a bandwidth > 0");
+        }
+    }
+    fn rates(&mut self, field: &str, r: &LayerRates, layers: u64) {
+        match r {
+            LayerRates::Mean(v) => self.fraction(field, *v),
+            LayerRates::PerLayer(vs) => {
+                if vs.len() as u64 != layers {
+                    self.fail(
+                        field,
+                        format!("{} values", vs.len()),
+                        &format!("needs one rate per layer ({layers})"),
+                    );
+                }
+                for (i, v) in vs.iter().enumerate() {
+                    self.fraction(&format!("{field}[{i}]"), *v);
+                }
+            }
+        }
+    }
+}
+
+/// Largest run we accept: positions and steps are kept in memory as bitsets per layer.
+pub const MAX_POSITIONS: u64 = 1 << 26;
+/// Largest `layers * positions`: one step of a trace holds that many bits (512 MiB).
+pub const MAX_LAYER_POSITIONS: u64 = 1 << 32;
+
+/// Whether run dimensions fit the limits above (shared by scenarios and trace readers).
+pub fn check_dims(prefill: u64, decode: u64, layers: u64) -> std::result::Result<(), String> {
+    let positions = prefill.saturating_add(decode);
+    if decode == 0 || !(1..=10_000).contains(&layers) {
+        return Err(format!(
+            "decode = {decode}, layers = {layers}: need decode >= 1 and layers in 1..=10000"
+        ));
+    }
+    if positions > MAX_POSITIONS || positions.saturating_mul(layers) > MAX_LAYER_POSITIONS {
+        return Err(format!(
+            "prefill + decode = {positions} positions x {layers} layers: at most {MAX_POSITIONS} positions and {MAX_LAYER_POSITIONS} layer-positions"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
+    let mut c = Check(Vec::new());
+    let m = &f.model;
+    if m.layers == 0 || m.layers > 10_000 {
+        c.fail("model.layers", m.layers, "must be an integer in 1..=10000");
+    }
+    if !(m.params.is_finite() && m.params >= 1.0 && m.params.fract() == 0.0 && m.params < 1e18) {
+        c.fail(
+            "model.params",
+            m.params,
+            "must be a whole number of parameters >= 1",
+        );
+    }
+    if !(1..=16).contains(&m.dtype_bytes) {
+        c.fail(
+            "model.dtype_bytes",
+            m.dtype_bytes,
+            "must be 1..=16 bytes per parameter",
+        );
+    }
+    if !(1..=16).contains(&m.kv_dtype_bytes) {
+        c.fail(
+            "model.kv_dtype_bytes",
+            m.kv_dtype_bytes,
+            "must be 1..=16 bytes per value",
+        );
+    }
+    let attn_fraction = m.attn_weight_fraction;
+    if let Some(a) = attn_fraction {
+        c.fraction("model.attn_weight_fraction", a);
+    }
+    let per_seq_kv = match (m.kv_bytes, m.kv_heads, m.head_dim) {
+        (Some(b), None, None) => {
+            if b.0 == 0 {
+                c.fail("model.kv_bytes", "0 B", "must be > 0 bytes");
+            }
+            b.0
+        }
+        (Some(_), _, _) => {
+            c.fail(
+                "model.kv_bytes",
+                "set",
+                "give either `kv_bytes` or `kv_heads` + `head_dim`, not both",
+            );
+            0
+        }
+        (None, Some(h), Some(d)) => {
+            if h == 0 {
+                c.fail("model.kv_heads", h, "must be >= 1");
+            }
+            if d == 0 {
+                c.fail("model.head_dim", d, "must be >= 1");
+            }
+            2 * h * d * m.kv_dtype_bytes
+        }
+        (None, _, _) => {
+            c.fail(
+                "model",
+                "no KV size",
+                "give `kv_heads` and `head_dim`, or `kv_bytes`",
+            );
+            0
+        }
+    };
+    let w = &f.workload;
+    if w.decode == 0 {
+        c.fail("workload.decode", w.decode, "must be >= 1 decode step");
+    }
+    if w.batch == 0 || w.batch > 1 << 20 {
+        c.fail("workload.batch", w.batch, "must be in 1..=1048576");
+    }
+    if m.layers > 0 && w.decode > 0 {
+        if let Err(e) = check_dims(w.prefill, w.decode, m.layers) {
+            c.fail(
+                "workload.prefill + workload.decode",
+                w.prefill.saturating_add(w.decode),
+                &e,
+            );
+        }
+    }
+    c.positive_bw("hbm.bandwidth", f.hbm.bandwidth.0);
+    c.positive_bw("ext.link_bandwidth", f.ext.link_bandwidth.0);
+    c.positive_bw("ext.internal_bandwidth", f.ext.internal_bandwidth.0);
+    c.fraction("initial.weights_on_hbm", f.initial.weights_on_hbm);
+    c.fraction("initial.prefill_kv_on_hbm", f.initial.prefill_kv_on_hbm);
+    let s = &f.skip;
+    c.fraction("skip.rate", s.rate);
+    if s.rate >= 1.0 {
+        c.fail(
+            "skip.rate",
+            s.rate,
+            "must be < 1 (a whole skipped layer is `skip.layer_skip_rate`)",
+        );
+    }
+    c.rates("skip.layer_skip_rate", &s.layer_skip_rate, m.layers);
+    c.rates("skip.mlp_skip_rate", &s.mlp_skip_rate, m.layers);
+    c.fraction("skip.keep", s.keep);
+    c.fraction("skip.depth_spread", s.depth_spread);
+    if s.page == 0 || s.page > 1 << 16 {
+        c.fail("skip.page", s.page, "must be in 1..=65536 positions");
+    }
+    if s.dense_layers > m.layers {
+        c.fail(
+            "skip.dense_layers",
+            s.dense_layers,
+            &format!("must be <= model.layers ({})", m.layers),
+        );
+    }
+    match (s.source, &s.file) {
+        (SkipSource::File, None) => c.fail(
+            "skip.file",
+            "missing",
+            "`source = \"file\"` needs `file = \"path/to/trace.kvtrace\"`",
+        ),
+        (src, Some(_)) if src != SkipSource::File => {
+            c.fail("skip.file", "set", "only used with `source = \"file\"`")
+        }
+        _ => {}
+    }
+    if s.scale && s.source != SkipSource::File {
+        c.fail("skip.scale", true, "only used with `source = \"file\"`");
+    }
+    // `none` skips no token but may still skip whole layers or MLPs; a file says it all.
+    if s.source == SkipSource::File
+        && (s.layer_skip_rate != LayerRates::default() || s.mlp_skip_rate != LayerRates::default())
+    {
+        c.fail(
+            "skip.layer_skip_rate / skip.mlp_skip_rate",
+            "set",
+            "not used with `source = \"file\"`: the trace says which layers are skipped",
+        );
+    }
+    if s.source == SkipSource::File && s.rate > 0.0 {
+        c.fail(
+            "skip.rate",
+            s.rate,
+            "has no effect with `source = \"file\"`: the trace says what is skipped",
+        );
+    }
+    if s.source == SkipSource::None && s.rate > 0.0 {
+        c.fail(
+            "skip.rate",
+            s.rate,
+            "has no effect with `source = \"none\"`: choose `uniform` or `heavy_hitter`",
+        );
+    }
+    if f.policy.lookahead > 1 << 16 {
+        c.fail(
+            "policy.lookahead",
+            f.policy.lookahead,
+            "must be in 0..=65536 steps",
+        );
+    }
+    if !c.0.is_empty() {
+        bail!("{}", c.0.join("\n"));
+    }
+
+    // Derived sizes (SPEC 2-4).
+    let layers = m.layers as usize;
+    let weights_bytes = (m.params as u64)
+        .checked_mul(m.dtype_bytes)
+        .ok_or_else(|| {
+            anyhow!(
+                "field `model.params` = {}: weights overflow 64-bit bytes",
+                m.params
+            )
+        })?;
+    let layer_weight_bytes = weights_bytes / m.layers;
+    let attn_weight_bytes = match attn_fraction {
+        // The default is exactly 1/3, not the float nearest to it.
+        None => layer_weight_bytes / 3,
+        Some(a) => fraction_of(layer_weight_bytes, a),
+    };
+    let mlp_weight_bytes = layer_weight_bytes - attn_weight_bytes;
+    let wf = f.initial.weights_on_hbm;
+    let (attn_weight_hbm, mlp_weight_hbm): (Vec<u64>, Vec<u64>) = match f.initial.weights_layout {
+        WeightsLayout::Uniform => (
+            vec![fraction_of(attn_weight_bytes, wf); layers],
+            vec![fraction_of(mlp_weight_bytes, wf); layers],
+        ),
+        WeightsLayout::FirstLayers => {
+            let k = round_half_up(wf * m.layers as f64) as usize;
+            (0..layers)
+                .map(|l| {
+                    if l < k {
+                        (attn_weight_bytes, mlp_weight_bytes)
+                    } else {
+                        (0, 0)
+                    }
+                })
+                .unzip()
+        }
+    };
+    let weights_on_hbm_bytes: u64 = attn_weight_hbm.iter().chain(&mlp_weight_hbm).sum();
+    let entry_bytes = per_seq_kv
+        .checked_mul(w.batch)
+        .ok_or_else(|| anyhow!("KV entry size overflows 64-bit bytes"))?;
+    let prefill = w.prefill as usize;
+    let prefill_kv_bytes = entry_bytes * w.prefill * m.layers;
+    let initial_hbm_kv_bytes = entry_bytes * initial_hbm_entries(f, layers, prefill) as u64;
+    let capacity_bytes = f.hbm.capacity.0;
+    let (kv_budget_bytes, oversubscribed_bytes) = match f.hbm.kv_budget {
+        Some(b) => {
+            let over = (weights_on_hbm_bytes + b.0)
+                .checked_sub(capacity_bytes)
+                .filter(|&x| x > 0);
+            (b.0, over)
+        }
+        None => {
+            let b = capacity_bytes.checked_sub(weights_on_hbm_bytes).ok_or_else(|| {
+                anyhow!(
+                    "weights on HBM ({} GB = {} of {} GB) exceed `hbm.capacity` ({} GB): lower `initial.weights_on_hbm` or set `hbm.kv_budget` to run an idealized scenario",
+                    fmt_gb(weights_on_hbm_bytes),
+                    wf,
+                    fmt_gb(weights_bytes),
+                    fmt_gb(capacity_bytes)
+                )
+            })?;
+            (b, None)
+        }
+    };
+    if kv_budget_bytes < initial_hbm_kv_bytes {
+        bail!(
+            "initial HBM KV ({} bytes = {} GB: {} of the {} GB prefill KV) exceeds the HBM KV budget ({} bytes = {} GB{}): lower `initial.prefill_kv_on_hbm` or raise the budget",
+            initial_hbm_kv_bytes,
+            fmt_gb(initial_hbm_kv_bytes),
+            f.initial.prefill_kv_on_hbm,
+            fmt_gb(prefill_kv_bytes),
+            kv_budget_bytes,
+            fmt_gb(kv_budget_bytes),
+            if f.hbm.kv_budget.is_some() { ", set by `hbm.kv_budget`" } else { ", derived as capacity - weights on HBM" }
+        );
+    }
+    let (hbm_bw, link_bw, exti_bw) = (
+        f.hbm.bandwidth.0,
+        f.ext.link_bandwidth.0,
+        f.ext.internal_bandwidth.0,
+    );
+    let ext_effective_bw = match f.ext.access {
+        Access::Fetch => link_bw.min(exti_bw),
+        Access::NearData => exti_bw,
+    };
+    Ok(Sizes {
+        layers,
+        prefill,
+        decode: w.decode as usize,
+        batch: w.batch,
+        weights_bytes,
+        layer_weight_bytes,
+        attn_weight_bytes,
+        mlp_weight_bytes,
+        attn_weight_hbm,
+        mlp_weight_hbm,
+        weights_on_hbm_bytes,
+        entry_bytes,
+        prefill_kv_bytes,
+        initial_hbm_kv_bytes,
+        capacity_bytes,
+        kv_budget_bytes,
+        oversubscribed_bytes,
+        hbm_bw,
+        link_bw,
+        exti_bw,
+        ext_effective_bw,
+        alpha_target: hbm_bw / (hbm_bw + ext_effective_bw),
+    })
+}
+
+/// Prefill positions on HBM at one layer under the initial layout, as a half-open range.
+pub fn initial_hbm_range(
+    initial: &InitialSection,
+    layers: usize,
+    prefill: usize,
+    layer: usize,
+) -> (usize, usize) {
+    let f = initial.prefill_kv_on_hbm;
+    match initial.prefill_kv_layout {
+        PrefillLayout::Newest => (prefill - fraction_of(prefill as u64, f) as usize, prefill),
+        PrefillLayout::Oldest => (0, fraction_of(prefill as u64, f) as usize),
+        PrefillLayout::FirstLayers => {
+            if layer < round_half_up(f * layers as f64) as usize {
+                (0, prefill)
+            } else {
+                (0, 0)
+            }
+        }
+    }
+}
+
+fn initial_hbm_entries(f: &ScenarioFile, layers: usize, prefill: usize) -> usize {
+    (0..layers)
+        .map(|l| {
+            let (a, b) = initial_hbm_range(&f.initial, layers, prefill, l);
+            b - a
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::Scenario;
+    use std::path::Path;
+
+    const TINY: &str = r#"
+        [model]
+        layers = 2
+        params = 600
+        dtype_bytes = 2
+        kv_bytes = "100 B"
+        [workload]
+        prefill = 4
+        decode = 3
+        [hbm]
+        capacity = "2000 B"
+        bandwidth = "100 B/s"
+        [ext]
+        link_bandwidth = "20 B/s"
+        internal_bandwidth = "40 B/s"
+    "#;
+
+    #[test]
+    fn derived_sizes_follow_spec_2() {
+        let s = Scenario::from_toml(TINY, None).unwrap().sizes;
+        // W = 600 * 2 = 1200; W_l = 1200 / 2 = 600; Wa = 600 / 3 = 200; Wm = 400.
+        assert_eq!(
+            (
+                s.weights_bytes,
+                s.layer_weight_bytes,
+                s.attn_weight_bytes,
+                s.mlp_weight_bytes
+            ),
+            (1200, 600, 200, 400)
+        );
+        // Budget = capacity - weights on HBM = 2000 - 1200.
+        assert_eq!(s.kv_budget_bytes, 800);
+        // All 4 prefill positions x 2 layers x 100 B on HBM.
+        assert_eq!(s.initial_hbm_kv_bytes, 800);
+        // alpha target = 100 / (100 + min(20, 40)).
+        assert!((s.alpha_target - 100.0 / 120.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_line() {
+        let text = TINY.replace("[workload]", "[workload]\nbatchsize = 4");
+        let e = Scenario::from_toml(&text, Some(Path::new("t.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml:") && e.contains("batchsize"), "{e}");
+    }
+
+    #[test]
+    fn units_parse() {
+        let text = TINY
+            .replace("\"2000 B\"", "\"2 KB\"")
+            .replace("\"100 B/s\"", "\"0.1 KB/s\"");
+        let s = Scenario::from_toml(&text, None).unwrap().sizes;
+        assert_eq!(s.capacity_bytes, 2000);
+        assert!((s.hbm_bw - 100.0).abs() < 1e-9);
+    }
+}
