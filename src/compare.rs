@@ -32,7 +32,7 @@ pub struct PairRow {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    Summary(Summary),
+    Summary(Box<Summary>),
     Error(String),
 }
 
@@ -64,7 +64,7 @@ impl Comparison {
             rows: vec![PairRow {
                 placement,
                 migration,
-                outcome: Outcome::Summary(summary),
+                outcome: Outcome::Summary(Box::new(summary)),
             }],
         }
     }
@@ -140,7 +140,7 @@ fn run_pairs(
                 }
             };
             let outcome = match run() {
-                Ok(s) => Outcome::Summary(s),
+                Ok(s) => Outcome::Summary(Box::new(s)),
                 Err(e) => {
                     series = None;
                     Outcome::Error(format!("{e:#}"))

@@ -1,6 +1,7 @@
 //! The decode loop of SPEC 6: for each step and layer, call the policy hooks, charge every read,
-//! write and move to its resources, and emit one [`Record`] per sublayer and non-empty step
-//! phase.
+//! write and move to its resources, let the copy engine work in async mode (SPEC 12), and emit
+//! one [`Record`] per sublayer and non-empty step phase, with its compute (SPEC 11) and its
+//! bounds (SPEC 7, 13).
 //!
 //! Architecture Invariant: the engine never calls a policy inside a per-position loop; a policy
 //! changes bytes or time only through the move verbs of [`Sim`], which go through
@@ -12,8 +13,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
+use crate::bounds::Bounds;
 use crate::memory::{Charges, Memory, Order, Tier, Timing};
-use crate::scenario::{Access, Scenario, Sizes};
+use crate::scenario::{Access, MigrationMode, Scenario, Sizes};
 use crate::tokenset::TokenSet;
 use crate::trace::{self, TraceWindow};
 
@@ -45,28 +47,34 @@ pub struct Record {
     pub sublayer: Sublayer,
     pub charges: Charges,
     pub time_s: f64,
-    /// Ideal-bound time of this sublayer's reads (SPEC 7).
+    /// Ideal-bound time of this sublayer's reads (SPEC 7, 11).
     pub bound_s: f64,
-    /// HBM KV bytes in use once this sublayer or phase is done (for occupancy plots; not a
-    /// SPEC 9 CSV column).
+    /// Placement-bound time of this sublayer (SPEC 13): attention rows at their best split,
+    /// MLP rows their own time without copies; 0 for step phases and move-only rows.
+    pub placement_bound_s: f64,
+    /// FLOPs charged to the GPU (SPEC 11); `None` when compute is not modelled.
+    pub flops: Option<f64>,
+    /// Whether compute set the row's time (`flops / gpu.flops` above its memory time).
+    pub compute_bound: bool,
+    /// HBM KV bytes in use once this sublayer or phase is done, reservations included (for
+    /// occupancy plots; not a CSV column).
     pub hbm_kv_bytes: u64,
 }
 
 impl Record {
-    /// The record of one sublayer or step phase, timed by SPEC 6 (a step phase always takes the
-    /// max over resources, a sublayer follows the scenario's overlap mode).
-    fn of(
+    /// A step phase or the move-only row of a skipped layer: moves only, timed as the max over
+    /// resources (a step phase) or by the overlap mode (a move-only row), no compute, no
+    /// overhead, no bound.
+    fn moves_only(
         step: usize,
         layer: Option<usize>,
-        sublayer: Sublayer,
         charges: Charges,
         timing: &Timing,
-        bound_s: f64,
         memory: &Memory,
     ) -> Record {
-        let time_s = match sublayer {
-            Sublayer::Step => charges.phase_time(timing),
-            Sublayer::Attn | Sublayer::Mlp => charges.sublayer_time(timing),
+        let (sublayer, time_s) = match layer {
+            None => (Sublayer::Step, charges.phase_time(timing)),
+            Some(_) => (Sublayer::Attn, charges.memory_time(timing)),
         };
         Record {
             step,
@@ -74,10 +82,21 @@ impl Record {
             sublayer,
             charges,
             time_s,
-            bound_s,
+            bound_s: 0.0,
+            placement_bound_s: 0.0,
+            flops: timing.flops_per_s.map(|_| 0.0),
+            compute_bound: false,
             hbm_kv_bytes: memory.hbm_used_bytes(),
         }
     }
+}
+
+/// What an attention or MLP row computes and its bounds, before the row is timed.
+struct RowWork {
+    flops: f64,
+    bound_s: f64,
+    /// `None`: the row's own time without copies (MLP rows).
+    placement_bound_s: Option<f64>,
 }
 
 /// Receives records as the run produces them.
@@ -184,7 +203,8 @@ impl Sim {
         self.move_entries(layers, set, cap_bytes, Tier::Ext)
     }
 
-    /// Layers are taken in order 0..L with one cap (in whole entries) for the whole call.
+    /// Layers are taken in order 0..L with one cap (in whole entries) for the whole call. In
+    /// async mode the call queues one copy job and returns the bytes it queued.
     fn move_entries(
         &mut self,
         layers: Layers,
@@ -194,18 +214,10 @@ impl Sim {
     ) -> Result<u64> {
         let range = self.check_layer(layers)?;
         let k = self.memory.entry_bytes();
-        let mut cap = cap_bytes.map_or(u64::MAX, |b| b / k);
-        let mut moved = 0;
-        for l in range {
-            let m = match to {
-                Tier::Hbm => self.memory.promote(l, set, cap, &mut self.moves),
-                Tier::Ext => self
-                    .memory
-                    .demote(l, set, cap, Order::OldestFirst, &mut self.moves),
-            };
-            cap -= m;
-            moved += m;
-        }
+        let cap = cap_bytes.map_or(u64::MAX, |b| b / k);
+        let moved =
+            self.memory
+                .move_entries(range, set, cap, to, Order::OldestFirst, &mut self.moves);
         Ok(moved * k)
     }
 
@@ -264,6 +276,12 @@ impl Policy for FixedPlacement {
 pub struct RunTotals {
     pub decode_time_s: f64,
     pub bound_s: f64,
+    /// Sum of the rows' placement bounds (SPEC 13).
+    pub placement_bound_s: f64,
+    /// Rows whose time compute set (SPEC 11).
+    pub compute_bound_rows: u64,
+    /// Bytes still on the copy queue when the run ended (async; SPEC 12).
+    pub queued_at_end_bytes: u64,
     pub charges: Charges,
     /// Sum of alpha over attention sublayers that read, and their count.
     pub attn_alpha_sum: f64,
@@ -275,18 +293,16 @@ pub struct RunTotals {
     pub end_hbm_kv_bytes: u64,
 }
 
-/// Ideal-bound time of one sublayer's reads (SPEC 7): bytes split freely between the tiers,
-/// nothing moved. In near_data mode the KV part may be served by EXTI alone while fetched
-/// weights need LINK too: the least time is `max(R / (h + e), W / (h + min(l, e)))`.
+/// SPEC 7's ideal-bound memory time of one sublayer's reads (see [`crate::bounds`], which adds
+/// compute and overhead).
 pub fn ideal_bound(sizes: &Sizes, access: Access, weight_bytes: u64, kv_bytes: u64) -> f64 {
-    let fetch_bw = sizes.hbm_bw + sizes.link_bw.min(sizes.exti_bw);
-    let total = (weight_bytes + kv_bytes) as f64;
-    match access {
-        Access::Fetch => total / fetch_bw,
-        Access::NearData => {
-            (total / (sizes.hbm_bw + sizes.exti_bw)).max(weight_bytes as f64 / fetch_bw)
-        }
-    }
+    crate::bounds::ideal_memory(sizes, access, weight_bytes, kv_bytes)
+}
+
+/// Ideal bound of a run where nothing is skipped: at step `n` every layer reads its weights and
+/// the `n` entries before it.
+pub fn no_skip_bound(sizes: &Sizes, access: Access) -> f64 {
+    crate::bounds::no_skip_ideal(sizes, access)
 }
 
 /// Runs the decode loop of `scenario` with `policy`, sending every record to `sink`.
@@ -309,7 +325,9 @@ pub fn run_with_trace(
     let s = &scenario.sizes;
     let timing = Timing::of(scenario);
     let access = scenario.file.ext.access;
+    let bounds = Bounds::new(s, timing, access);
     let passive = scenario.file.memory.passive_migration && access == Access::Fetch;
+    let background = scenario.file.memory.migration == MigrationMode::Async;
     let lookahead = scenario.file.policy.lookahead as usize;
     let mut sim = Sim {
         sizes: Arc::new(s.clone()),
@@ -329,6 +347,7 @@ pub fn run_with_trace(
     let (has_step, has_layer) = (policy.has_on_step(), policy.has_on_layer());
     let mut t = RunTotals::default();
     let ext_weight = |hbm_part: u64, all: u64| all - hbm_part;
+    let clock = Clock { timing, background };
 
     for n in s.prefill..s.prefill + s.decode {
         sim.window.advance_to(n)?;
@@ -339,9 +358,9 @@ pub fn run_with_trace(
             sim.moves_allowed = true;
             policy.on_step(&mut sim)?;
             sim.moves_allowed = false;
+            // In async mode moves only queue: there is no step phase.
             if !sim.moves.is_empty() {
-                let c = sim.moves;
-                let rec = Record::of(n, None, Sublayer::Step, c, &timing, 0.0, &sim.memory);
+                let rec = Record::moves_only(n, None, sim.moves, &timing, &sim.memory);
                 emit(&mut t, sink, &rec)?;
             }
         }
@@ -360,8 +379,7 @@ pub fn run_with_trace(
             if layer_skipped {
                 sim.history.layer_skips[l] += 1;
                 if !sim.moves.is_empty() {
-                    let c = sim.moves;
-                    let rec = Record::of(n, Some(l), Sublayer::Attn, c, &timing, 0.0, &sim.memory);
+                    let rec = Record::moves_only(n, Some(l), sim.moves, &timing, &sim.memory);
                     emit(&mut t, sink, &rec)?;
                 }
                 continue;
@@ -381,9 +399,21 @@ pub fn run_with_trace(
             if passive && ext_entries > 0 {
                 sim.memory.passive_install(l, n, skipped, &mut c);
             }
-            let bound = ideal_bound(s, access, s.attn_weight_bytes, c.kv_read);
-            let rec = Record::of(n, Some(l), Sublayer::Attn, c, &timing, bound, &sim.memory);
-            emit(&mut t, sink, &rec)?;
+            // The GPU computes the KV it reads; in near_data the device computes EXT entries.
+            let gpu_entries = match access {
+                Access::Fetch => read_entries,
+                Access::NearData => read_entries - ext_entries,
+            };
+            let work = RowWork {
+                flops: s.compute.attn_flops(gpu_entries),
+                bound_s: bounds.ideal(
+                    s.attn_weight_bytes,
+                    c.kv_read,
+                    bounds.attn_bound_flops(read_entries),
+                ),
+                placement_bound_s: Some(bounds.placement_attn(l, read_entries)),
+            };
+            clock.row(&mut sim, &mut t, sink, (n, l, Sublayer::Attn), c, work)?;
             if mlp_skipped {
                 sim.history.mlp_skips[l] += 1;
                 continue;
@@ -391,20 +421,73 @@ pub fn run_with_trace(
             let mut m = Charges::default();
             m.read_hbm(s.mlp_weight_hbm[l]);
             m.fetch_ext(ext_weight(s.mlp_weight_hbm[l], s.mlp_weight_bytes));
-            let bound = ideal_bound(s, access, s.mlp_weight_bytes, 0);
-            let rec = Record::of(n, Some(l), Sublayer::Mlp, m, &timing, bound, &sim.memory);
-            emit(&mut t, sink, &rec)?;
+            let work = RowWork {
+                flops: s.compute.mlp_flops,
+                bound_s: bounds.ideal(s.mlp_weight_bytes, 0, s.compute.mlp_flops),
+                placement_bound_s: None,
+            };
+            clock.row(&mut sim, &mut t, sink, (n, l, Sublayer::Mlp), m, work)?;
         }
     }
     t.counters = sim.memory.counters;
     t.end_hbm_kv_bytes = sim.memory.hbm_used_bytes();
+    t.queued_at_end_bytes = sim.memory.copy_queue_bytes();
     debug_assert!(sim.memory.hbm_used_bytes() <= sim.memory.budget_bytes());
     Ok(t)
+}
+
+/// Times attention and MLP rows.
+struct Clock {
+    timing: Timing,
+    /// Async migration: the copy engine works during each row.
+    background: bool,
+}
+
+impl Clock {
+    /// Times a row from its charges and work, lets the copy engine work for the row's own time
+    /// in async mode (its bytes compete with the row's; completions take effect at the end of
+    /// the row), and emits it.
+    fn row(
+        &self,
+        sim: &mut Sim,
+        t: &mut RunTotals,
+        sink: &mut dyn RecordSink,
+        (step, layer, sublayer): (usize, usize, Sublayer),
+        mut c: Charges,
+        work: RowWork,
+    ) -> Result<()> {
+        let timing = &self.timing;
+        let own = c.sublayer_time(timing, work.flops);
+        let mut time_s = own;
+        if self.background {
+            sim.memory.run_copies(own, &mut c);
+            if c.copy > 0 {
+                time_s = c.sublayer_time(timing, work.flops);
+            }
+            sim.memory.complete_copies(&mut c);
+        }
+        let compute_bound = timing.compute_time(work.flops) > c.memory_time(timing);
+        let rec = Record {
+            step,
+            layer: Some(layer),
+            sublayer,
+            charges: c,
+            time_s,
+            bound_s: work.bound_s,
+            placement_bound_s: work.placement_bound_s.unwrap_or(own),
+            flops: timing.flops_per_s.map(|_| work.flops),
+            compute_bound,
+            hbm_kv_bytes: sim.memory.hbm_used_bytes(),
+        };
+        emit(t, sink, &rec)
+    }
 }
 
 fn emit(t: &mut RunTotals, sink: &mut dyn RecordSink, r: &Record) -> Result<()> {
     t.decode_time_s += r.time_s;
     t.bound_s += r.bound_s;
+    t.placement_bound_s += r.placement_bound_s;
+    t.compute_bound_rows += u64::from(r.compute_bound);
     t.charges.add(&r.charges);
     if let Some(a) = r.charges.alpha() {
         match r.sublayer {
@@ -420,21 +503,4 @@ fn emit(t: &mut RunTotals, sink: &mut dyn RecordSink, r: &Record) -> Result<()> 
         }
     }
     sink.record(r)
-}
-
-/// Ideal bound of a run where nothing is skipped: at step `n` every layer reads its weights and
-/// the `n` entries before it.
-pub fn no_skip_bound(sizes: &Sizes, access: Access) -> f64 {
-    let mut total = 0.0;
-    for n in sizes.prefill..sizes.prefill + sizes.decode {
-        let attn = ideal_bound(
-            sizes,
-            access,
-            sizes.attn_weight_bytes,
-            n as u64 * sizes.entry_bytes,
-        );
-        let mlp = ideal_bound(sizes, access, sizes.mlp_weight_bytes, 0);
-        total += sizes.layers as f64 * (attn + mlp);
-    }
-    total
 }

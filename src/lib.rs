@@ -5,6 +5,7 @@
 //! [`scenario`] -> [`memory`] + [`trace`] -> [`engine`] (calls a [`engine::Policy`]) ->
 //! [`results`].
 
+pub mod bounds;
 pub mod compare;
 pub mod engine;
 pub mod memory;

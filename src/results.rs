@@ -9,13 +9,15 @@ use anyhow::Result;
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{no_skip_bound, Record, RecordSink, RunTotals};
+use crate::bounds::Bounds;
+use crate::engine::{Record, RecordSink, RunTotals};
+use crate::memory::Timing;
 use crate::scenario::{fmt_gb, Scenario, GB};
 
-/// The CSV header of SPEC 9.
-pub const CSV_HEADER: &str = "step,layer,sublayer,hbm_read,ext_read,hbm_bytes,link_bytes,exti_bytes,to_hbm,to_ext,time_s,alpha";
+/// The CSV header: SPEC 9's columns, then SPEC 9b's (always appended).
+pub const CSV_HEADER: &str = "step,layer,sublayer,hbm_read,ext_read,hbm_bytes,link_bytes,exti_bytes,to_hbm,to_ext,time_s,alpha,link_read,link_write,flops,copy_bytes";
 
-/// Streams records as SPEC 9 CSV rows. An idealized run gets a first line
+/// Streams records as SPEC 9 / 9b CSV rows. An idealized run gets a first line
 /// `# idealized (HBM over-subscribed by X GB)` before the header.
 pub struct CsvSink<'a> {
     w: &'a mut dyn Write,
@@ -36,9 +38,10 @@ impl RecordSink for CsvSink<'_> {
         let c = &r.charges;
         let layer = r.layer.map(|l| l.to_string()).unwrap_or_default();
         let alpha = c.alpha().map(|a| a.to_string()).unwrap_or_default();
+        let flops = r.flops.map(|f| f.to_string()).unwrap_or_default();
         writeln!(
             self.w,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.step,
             layer,
             r.sublayer.name(),
@@ -50,7 +53,11 @@ impl RecordSink for CsvSink<'_> {
             c.to_hbm,
             c.to_ext,
             r.time_s,
-            alpha
+            alpha,
+            c.link_read,
+            c.link_write,
+            flops,
+            c.copy
         )?;
         Ok(())
     }
@@ -66,6 +73,10 @@ pub struct Summary {
     pub ideal_bound_s: f64,
     /// Decode time / ideal bound.
     pub x_ideal: f64,
+    /// The placement bound (SPEC 13): a tighter lower bound than the ideal one.
+    pub placement_bound_s: f64,
+    /// Decode time / placement bound.
+    pub x_placement: f64,
     /// Mean alpha of the attention sublayers that read something.
     pub alpha_attn: Option<f64>,
     /// Mean alpha of the MLP sublayers.
@@ -82,6 +93,10 @@ pub struct Summary {
     pub kv_budget_bytes: u64,
     pub hbm_read_bytes: u64,
     pub ext_read_bytes: u64,
+    /// Bytes still on the copy queue when the run ended (async migration; 0 in sync mode).
+    pub queued_at_end_bytes: u64,
+    /// Attention and MLP rows whose time compute set (0 when compute is not modelled).
+    pub compute_bound_rows: u64,
     /// `Some("idealized (HBM over-subscribed by X GB)")` when the budget over-subscribes HBM.
     pub idealized: Option<String>,
 }
@@ -98,11 +113,14 @@ impl Summary {
             tokens_per_s: (s.decode as u64 * s.batch) as f64 / t.decode_time_s,
             ideal_bound_s: t.bound_s,
             x_ideal: t.decode_time_s / t.bound_s,
+            placement_bound_s: t.placement_bound_s,
+            x_placement: t.decode_time_s / t.placement_bound_s,
             alpha_attn: div(t.attn_alpha_sum, t.attn_rows),
             alpha_mlp: div(t.mlp_alpha_sum, t.mlp_rows),
             alpha_bytes: c.alpha(),
             moved_to_hbm_bytes: c.to_hbm,
-            moved_to_ext_bytes: c.to_ext,
+            // Async inclusive drops count here but in no row (SPEC 12).
+            moved_to_ext_bytes: c.to_ext + t.counters.async_dropped_bytes,
             passive_bytes: t.counters.passive_bytes,
             fallbacks: t.counters.fallbacks,
             refused_bytes: t.counters.refused_bytes,
@@ -110,6 +128,8 @@ impl Summary {
             kv_budget_bytes: s.kv_budget_bytes,
             hbm_read_bytes: c.hbm_read,
             ext_read_bytes: c.ext_read,
+            queued_at_end_bytes: t.queued_at_end_bytes,
+            compute_bound_rows: t.compute_bound_rows,
             idealized: scenario.idealized_note(),
         }
     }
@@ -152,6 +172,7 @@ fn columns(s: &Summary) -> Vec<(&'static str, String)> {
         ("decode time (s)", format!("{:.6}", s.decode_time_s)),
         ("tokens/s", format!("{:.3}", s.tokens_per_s)),
         ("x ideal", format!("{:.4}", s.x_ideal)),
+        ("x placement", format!("{:.4}", s.x_placement)),
         ("alpha attn", opt(s.alpha_attn)),
         ("alpha mlp", opt(s.alpha_mlp)),
         ("alpha bytes", opt(s.alpha_bytes)),
@@ -160,6 +181,8 @@ fn columns(s: &Summary) -> Vec<(&'static str, String)> {
         ("fallbacks", s.fallbacks.to_string()),
         ("refused GB", gb(s.refused_bytes)),
         ("peak HBM KV GB", gb(s.peak_hbm_kv_bytes)),
+        ("queued GB at end", gb(s.queued_at_end_bytes)),
+        ("compute-bound rows", s.compute_bound_rows.to_string()),
     ]
 }
 
@@ -173,11 +196,11 @@ pub fn render(summaries: &[Summary], format: Format) -> Result<String> {
             if let Some(note) = &idealized {
                 out += &format!("# {note}\n");
             }
-            out += "scenario,policy,decode_time_s,tokens_per_s,ideal_bound_s,x_ideal,alpha_attn,alpha_mlp,alpha_bytes,moved_to_hbm_bytes,moved_to_ext_bytes,passive_bytes,fallbacks,refused_bytes,peak_hbm_kv_bytes,kv_budget_bytes,idealized\n";
+            out += "scenario,policy,decode_time_s,tokens_per_s,ideal_bound_s,x_ideal,alpha_attn,alpha_mlp,alpha_bytes,moved_to_hbm_bytes,moved_to_ext_bytes,passive_bytes,fallbacks,refused_bytes,peak_hbm_kv_bytes,kv_budget_bytes,idealized,placement_bound_s,x_placement,queued_at_end_bytes,compute_bound_rows\n";
             let o = |a: Option<f64>| a.map(|a| a.to_string()).unwrap_or_default();
             for s in summaries {
                 out += &format!(
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                     s.scenario,
                     s.policy,
                     s.decode_time_s,
@@ -194,7 +217,11 @@ pub fn render(summaries: &[Summary], format: Format) -> Result<String> {
                     s.refused_bytes,
                     s.peak_hbm_kv_bytes,
                     s.kv_budget_bytes,
-                    s.idealized.is_some()
+                    s.idealized.is_some(),
+                    s.placement_bound_s,
+                    s.x_placement,
+                    s.queued_at_end_bytes,
+                    s.compute_bound_rows
                 );
             }
             Ok(out)
@@ -224,7 +251,10 @@ pub fn render(summaries: &[Summary], format: Format) -> Result<String> {
             let mut out = String::new();
             if let Some(s) = summaries.first() {
                 out += &format!("scenario: {}", s.scenario);
-                out += &format!("   ideal bound: {:.6} s\n", s.ideal_bound_s);
+                out += &format!(
+                    "   ideal bound: {:.6} s   placement bound: {:.6} s\n",
+                    s.ideal_bound_s, s.placement_bound_s
+                );
             }
             if let Some(note) = idealized {
                 out += &format!("** {note} **\n");
@@ -248,7 +278,8 @@ pub fn scenario_rows(sc: &Scenario) -> Vec<(&'static str, String)> {
             format!("{b} B/s")
         }
     };
-    vec![
+    let bounds = Bounds::new(s, Timing::of(sc), f.ext.access);
+    let mut rows = vec![
         (
             "layers / prefill / decode / batch",
             format!("{} / {} / {} / {}", s.layers, s.prefill, s.decode, s.batch),
@@ -310,20 +341,79 @@ pub fn scenario_rows(sc: &Scenario) -> Vec<(&'static str, String)> {
             sc.idealized_note().unwrap_or_else(|| "no".into()),
         ),
         (
-            "bandwidth HBM / LINK / EXTI",
-            format!("{} / {} / {}", bw(s.hbm_bw), bw(s.link_bw), bw(s.exti_bw)),
-        ),
-        (
-            "link duplex / access / hierarchy / overlap",
+            "bandwidth HBM / LINK read / LINK write / EXTI",
             format!(
-                "{:?} / {:?} / {:?} / {:?}",
-                f.ext.link_duplex, f.ext.access, f.memory.hierarchy, f.memory.overlap
+                "{} / {} / {} / {}",
+                bw(s.hbm_bw),
+                bw(s.link_read_bw),
+                bw(s.link_write_bw),
+                bw(s.exti_bw)
             ),
         ),
-        ("alpha target", format!("{:.6}", s.alpha_target)),
         (
-            "ideal bound, no-skip run",
-            format!("{:.6} s", no_skip_bound(s, f.ext.access)),
+            "link duplex / access / hierarchy / overlap / migration",
+            format!(
+                "{:?} / {:?} / {:?} / {:?} / {}",
+                f.ext.link_duplex,
+                f.ext.access,
+                f.memory.hierarchy,
+                f.memory.overlap,
+                f.memory.migration.name()
+            ),
         ),
-    ]
+        (
+            "copy engine promote / demote (async)",
+            format!("{} / {}", bw(s.copy_read_bw), bw(s.copy_write_bw)),
+        ),
+        ("alpha target", format!("{:.6}", s.alpha_target)),
+        ("GPU compute", compute_text(sc)),
+    ];
+    rows.extend(flops_rows(sc, &bounds));
+    let (ideal, placement) = bounds.no_skip();
+    rows.push(("ideal bound, no-skip run", format!("{ideal:.6} s")));
+    rows.push(("placement bound, no-skip run", format!("{placement:.6} s")));
+    rows
+}
+
+/// `gpu.flops` and the per-row overhead, or that compute is not modelled.
+fn compute_text(sc: &Scenario) -> String {
+    let c = &sc.sizes.compute;
+    let overhead = format!("{} s added per attention and MLP row", c.overhead_s);
+    match c.flops_per_s {
+        Some(f) => format!("{} TFLOP/s; {overhead}", f / 1e12),
+        None => format!("not modelled (no gpu.flops); {overhead}"),
+    }
+}
+
+/// FLOPs per attention and MLP sublayer at the first and last step of a no-skip run, and
+/// whether decode is compute-bound there (even at the best split of each row).
+fn flops_rows(sc: &Scenario, bounds: &Bounds) -> Vec<(&'static str, String)> {
+    let s = &sc.sizes;
+    let c = &s.compute;
+    let (first, last) = (s.prefill as u64, (s.prefill + s.decode - 1) as u64);
+    let mut rows = vec![("FLOPs per MLP sublayer", format!("{:.6e}", c.mlp_flops))];
+    if c.kv_entry_flops.is_some() {
+        rows.push((
+            "FLOPs per attention sublayer, first / last step",
+            format!(
+                "{:.6e} / {:.6e} (q_heads {}, head_dim {})",
+                c.attn_flops(first),
+                c.attn_flops(last),
+                c.q_heads.unwrap_or(0),
+                c.head_dim.unwrap_or(0)
+            ),
+        ));
+    }
+    if c.flops_per_s.is_some() {
+        let (a0, m) = bounds.compute_bound_layers(first);
+        let (a1, _) = bounds.compute_bound_layers(last);
+        rows.push((
+            "compute-bound layers at the best split, first / last step",
+            format!(
+                "attention {a0} / {a1}, MLP {m} / {m} of {} layers",
+                s.layers
+            ),
+        ));
+    }
+    rows
 }

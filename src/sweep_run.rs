@@ -398,7 +398,7 @@ impl Sweep {
                     crate::simulate(&point.scenario, pol.as_mut(), csv.as_deref())
                 };
                 let outcome = match go() {
-                    Ok(s) => Outcome::Summary(s),
+                    Ok(s) => Outcome::Summary(Box::new(s)),
                     Err(e) => Outcome::Error(format!("{e:#}")),
                 };
                 progress();

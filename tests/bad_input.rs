@@ -177,8 +177,12 @@ fn a_good_run_writes_the_csv_with_spec_columns() {
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next().unwrap(), kvtier::results::CSV_HEADER);
-    // First row: step 4, layer 0 attention: 200 + 400 read from HBM, 100 written; 7 s.
-    assert_eq!(lines.next().unwrap(), "4,0,attn,600,0,700,0,0,0,0,7,1");
+    // First row: step 4, layer 0 attention: 200 + 400 read from HBM, 100 written; 7 s. SPEC 9b
+    // appends link_read, link_write, flops (empty: compute not modelled) and copy_bytes.
+    assert_eq!(
+        lines.next().unwrap(),
+        "4,0,attn,600,0,700,0,0,0,0,7,1,0,0,,0"
+    );
     // 3 steps x 2 layers x 2 sublayers.
     assert_eq!(text.lines().count(), 1 + 12);
     #[cfg(unix)]

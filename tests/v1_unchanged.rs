@@ -95,8 +95,8 @@ fn run_digest(label: &str, sc: &Scenario, placement: &str, migration: &str) -> S
     let m = policy_ref(migration, "migration");
     let params = policy::params(sc, &[]).unwrap();
     let mut pol = policy::build(&p, &m, params).unwrap();
-    let s = kvtier::simulate(sc, pol.as_mut(), Some(&csv))
-        .unwrap_or_else(|e| panic!("{label}: {e:#}"));
+    let s =
+        kvtier::simulate(sc, pol.as_mut(), Some(&csv)).unwrap_or_else(|e| panic!("{label}: {e:#}"));
     let text = std::fs::read_to_string(&csv).unwrap();
     format!(
         "{label} csv={} summary={}",

@@ -250,7 +250,24 @@ pub fn register(engine: &mut Engine) {
     get!("hbm_budget", "int", |s| int(s.memory.budget_bytes()));
     get!("hbm_free", "int", |s| int(s.memory.hbm_free_bytes()));
     get!("hbm_bw", "float", |s| s.sizes.hbm_bw as FLOAT);
-    get!("link_bw", "float", |s| s.sizes.link_bw as FLOAT);
+    get!("link_bw", "float", |s| s.sizes.link_read_bw as FLOAT);
+    get!("link_read_bandwidth", "float", |s| s.sizes.link_read_bw
+        as FLOAT);
+    get!("link_write_bandwidth", "float", |s| s.sizes.link_write_bw
+        as FLOAT);
+    get!(
+        "gpu_flops",
+        "float",
+        |s| s.sizes.compute.flops_per_s.unwrap_or(0.0) as FLOAT
+    );
+    get!("migration", "String", |s| s
+        .memory
+        .mode()
+        .name()
+        .to_string());
+    get!("copy_queue_bytes", "int", |s| int(s
+        .memory
+        .copy_queue_bytes()));
     get!("exti_bw", "float", |s| s.sizes.exti_bw as FLOAT);
     get!("ext_bw", "float", |s| s.sizes.ext_effective_bw as FLOAT);
     get!("alpha_target", "float", |s| s.sizes.alpha_target as FLOAT);
@@ -304,6 +321,16 @@ pub fn register(engine: &mut Engine) {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
             Ok(wrap(s, s.memory.present(l).clone()))
+        }
+    );
+    reg!(
+        engine,
+        "queued",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let l = layer_of(s, l)?;
+            Ok(wrap(s, s.memory.queued(l).clone()))
         }
     );
     reg!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::units::{Bandwidth, ByteSize};
+use super::units::{Bandwidth, ByteSize, Flops, Seconds};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +21,8 @@ pub struct ScenarioFile {
     pub workload: WorkloadSection,
     pub hbm: HbmSection,
     pub ext: ExtSection,
+    #[serde(default)]
+    pub gpu: GpuSection,
     #[serde(default)]
     pub memory: MemorySection,
     #[serde(default)]
@@ -44,6 +46,9 @@ pub struct ModelSection {
     pub attn_weight_fraction: Option<f64>,
     #[serde(default)]
     pub kv_heads: Option<u64>,
+    /// Query heads (SPEC 11's attention FLOPs); default `kv_heads`.
+    #[serde(default)]
+    pub q_heads: Option<u64>,
     #[serde(default)]
     pub head_dim: Option<u64>,
     #[serde(default = "default_dtype_bytes")]
@@ -85,7 +90,7 @@ pub struct HbmSection {
 pub enum Duplex {
     /// One LINK budget shared by both directions.
     Shared,
-    /// Read and write directions are separate resources of `link_bandwidth` each.
+    /// Read and write directions are separate resources, each at its own bandwidth.
     Full,
 }
 
@@ -99,7 +104,16 @@ pub enum Access {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtSection {
-    pub link_bandwidth: Bandwidth,
+    /// Both directions of the link, unless a direction is given on its own (SPEC 10). Required
+    /// unless both `link_read_bandwidth` and `link_write_bandwidth` are given.
+    #[serde(default)]
+    pub link_bandwidth: Option<Bandwidth>,
+    /// EXT -> GPU/HBM: EXT reads and promotions.
+    #[serde(default)]
+    pub link_read_bandwidth: Option<Bandwidth>,
+    /// GPU/HBM -> EXT: new entries written to EXT and demotions.
+    #[serde(default)]
+    pub link_write_bandwidth: Option<Bandwidth>,
     pub internal_bandwidth: Bandwidth,
     #[serde(default = "default_duplex")]
     pub link_duplex: Duplex,
@@ -137,6 +151,50 @@ pub struct MemorySection {
     pub overlap: Overlap,
     #[serde(default)]
     pub passive_migration: bool,
+    /// When moves happen: where they are asked for (`sync`, v1) or on a copy engine beside the
+    /// kernels (`async`, SPEC 12).
+    #[serde(default = "default_migration_mode")]
+    pub migration: MigrationMode,
+    /// Copy engine rate of promotions (EXT -> HBM); default the link's read bandwidth.
+    #[serde(default)]
+    pub copy_read_bandwidth: Option<Bandwidth>,
+    /// Copy engine rate of demotions (HBM -> EXT); default the link's write bandwidth.
+    #[serde(default)]
+    pub copy_write_bandwidth: Option<Bandwidth>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationMode {
+    /// SPEC 6: a move is charged to the step phase or sublayer that asks for it.
+    Sync,
+    /// SPEC 12: moves queue on a copy engine that works during the sublayers that follow.
+    Async,
+}
+
+impl MigrationMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            MigrationMode::Sync => "sync",
+            MigrationMode::Async => "async",
+        }
+    }
+}
+
+fn default_migration_mode() -> MigrationMode {
+    MigrationMode::Sync
+}
+
+/// `[gpu]`: compute and fixed costs (SPEC 11). Absent: compute is not modelled, as in v1.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSection {
+    /// Dense compute rate; absent = compute not modelled.
+    #[serde(default)]
+    pub flops: Option<Flops>,
+    /// Seconds added to every attention and MLP row; default 0.
+    #[serde(default)]
+    pub sublayer_overhead: Option<Seconds>,
 }
 
 fn default_hierarchy() -> Hierarchy {
@@ -152,6 +210,9 @@ impl Default for MemorySection {
             hierarchy: Hierarchy::Exclusive,
             overlap: Overlap::Max,
             passive_migration: false,
+            migration: MigrationMode::Sync,
+            copy_read_bandwidth: None,
+            copy_write_bandwidth: None,
         }
     }
 }
@@ -362,4 +423,3 @@ impl Default for PolicySection {
         }
     }
 }
-

@@ -22,8 +22,8 @@ use anyhow::{anyhow, Context, Result};
 
 pub use file::*;
 pub use units::*;
-pub use validate::{check_dims, initial_hbm_range, MAX_LAYER_POSITIONS, MAX_POSITIONS};
 use validate::validate;
+pub use validate::{check_dims, initial_hbm_range, MAX_LAYER_POSITIONS, MAX_POSITIONS};
 
 /// GB as used in scenario files (SPEC 1: GB = 1e9 bytes).
 pub const GB: f64 = 1e9;
@@ -80,12 +80,47 @@ pub struct Sizes {
     /// `weights on HBM + kv_budget - capacity` when an explicit budget over-subscribes HBM.
     pub oversubscribed_bytes: Option<u64>,
     pub hbm_bw: f64,
-    pub link_bw: f64,
+    /// LINK, EXT -> GPU/HBM direction (SPEC 10; `link_bandwidth` unless given on its own).
+    pub link_read_bw: f64,
+    /// LINK, GPU/HBM -> EXT direction.
+    pub link_write_bw: f64,
     pub exti_bw: f64,
-    /// Bandwidth of EXT for the alpha target: `min(LINK, EXTI)` in fetch mode, EXTI in near_data.
+    /// Copy engine rates of async promotions and demotions (SPEC 12; default the link's).
+    pub copy_read_bw: f64,
+    pub copy_write_bw: f64,
+    /// Bandwidth of EXT for the alpha target and the bounds: `min(LINK read, EXTI)` in fetch
+    /// mode, EXTI in near_data.
     pub ext_effective_bw: f64,
     /// `BW_hbm / (BW_hbm + BW_ext_effective)`.
     pub alpha_target: f64,
+    /// Compute (SPEC 11).
+    pub compute: Compute,
+}
+
+/// What SPEC 11 needs to charge compute: the rate, the fixed cost per row and the FLOPs of each
+/// sublayer's parts, derived once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compute {
+    /// `gpu.flops` in FLOP/s; `None`: compute is not modelled.
+    pub flops_per_s: Option<f64>,
+    /// `gpu.sublayer_overhead`, seconds added to every attention and MLP row.
+    pub overhead_s: f64,
+    /// `2 * B * Wa / dtype_bytes`.
+    pub attn_weight_flops: f64,
+    /// `2 * B * Wm / dtype_bytes`.
+    pub mlp_flops: f64,
+    /// `4 * B * q_heads * head_dim`: FLOPs per KV position the GPU reads; `None` when the model
+    /// gives no `head_dim` or no `q_heads` (then `flops_per_s` is `None` too).
+    pub kv_entry_flops: Option<f64>,
+    pub q_heads: Option<u64>,
+    pub head_dim: Option<u64>,
+}
+
+impl Compute {
+    /// FLOPs of an attention sublayer whose GPU reads the KV of `positions` positions.
+    pub fn attn_flops(&self, positions: u64) -> f64 {
+        self.attn_weight_flops + self.kv_entry_flops.unwrap_or(0.0) * positions as f64
+    }
 }
 
 impl Sizes {
@@ -195,4 +230,3 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
         + 1;
     (line, col)
 }
-

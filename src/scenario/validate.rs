@@ -6,7 +6,8 @@ use std::fmt;
 use anyhow::{anyhow, bail, Result};
 
 use super::file::*;
-use super::{fmt_gb, fraction_of, round_half_up, Sizes, GB};
+use super::units::Bandwidth;
+use super::{fmt_gb, fraction_of, round_half_up, Compute, Sizes, GB};
 
 struct Check(Vec<String>);
 
@@ -95,14 +96,14 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
     if let Some(a) = attn_fraction {
         c.fraction("model.attn_weight_fraction", a);
     }
-    let per_seq_kv = match (m.kv_bytes, m.kv_heads, m.head_dim) {
-        (Some(b), None, None) => {
+    let per_seq_kv = match (m.kv_bytes, m.kv_heads) {
+        (Some(b), None) => {
             if b.0 == 0 {
                 c.fail("model.kv_bytes", "0 B", "must be > 0 bytes");
             }
             b.0
         }
-        (Some(_), _, _) => {
+        (Some(_), Some(_)) => {
             c.fail(
                 "model.kv_bytes",
                 "set",
@@ -110,16 +111,22 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
             );
             0
         }
-        (None, Some(h), Some(d)) => {
-            if h == 0 {
-                c.fail("model.kv_heads", h, "must be >= 1");
+        (None, Some(h)) => match m.head_dim {
+            Some(d) => {
+                if h == 0 {
+                    c.fail("model.kv_heads", h, "must be >= 1");
+                }
+                if d == 0 {
+                    c.fail("model.head_dim", d, "must be >= 1");
+                }
+                2 * h * d * m.kv_dtype_bytes
             }
-            if d == 0 {
-                c.fail("model.head_dim", d, "must be >= 1");
+            None => {
+                c.fail("model.head_dim", "missing", "`kv_heads` needs `head_dim`");
+                0
             }
-            2 * h * d * m.kv_dtype_bytes
-        }
-        (None, _, _) => {
+        },
+        (None, None) => {
             c.fail(
                 "model",
                 "no KV size",
@@ -128,6 +135,43 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
             0
         }
     };
+    // With `kv_bytes`, `head_dim` (and `q_heads`) may still be given: they serve compute only.
+    if m.kv_bytes.is_some() && m.head_dim == Some(0) {
+        c.fail("model.head_dim", 0, "must be >= 1");
+    }
+    if m.q_heads == Some(0) {
+        c.fail("model.q_heads", 0, "must be >= 1 query heads");
+    }
+    let q_heads = m.q_heads.or(m.kv_heads);
+    if let Some(fl) = f.gpu.flops {
+        if !(fl.0.is_finite() && fl.0 > 0.0) {
+            c.fail(
+                "gpu.flops",
+                format!("{} FLOP/s", fl.0),
+                "must be a compute rate > 0",
+            );
+        }
+        match (q_heads, m.head_dim) {
+            (Some(_), Some(_)) => {}
+            (q, d) => c.fail(
+                "gpu.flops",
+                "set",
+                &format!(
+                    "compute needs `model.q_heads`{} and `model.head_dim`{} (attention FLOPs are 4 * B * q_heads * head_dim per position read); `model.kv_bytes` alone does not say them",
+                    if q.is_none() { " (missing)" } else { "" },
+                    if d.is_none() { " (missing)" } else { "" },
+                ),
+            ),
+        }
+    }
+    let overhead_s = f.gpu.sublayer_overhead.map_or(0.0, |t| t.0);
+    if !(overhead_s.is_finite() && overhead_s >= 0.0) {
+        c.fail(
+            "gpu.sublayer_overhead",
+            format!("{overhead_s} s"),
+            "must be a duration >= 0 seconds",
+        );
+    }
     let w = &f.workload;
     if w.decode == 0 {
         c.fail("workload.decode", w.decode, "must be >= 1 decode step");
@@ -145,7 +189,34 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
         }
     }
     c.positive_bw("hbm.bandwidth", f.hbm.bandwidth.0);
-    c.positive_bw("ext.link_bandwidth", f.ext.link_bandwidth.0);
+    let e = &f.ext;
+    match (e.link_bandwidth, e.link_read_bandwidth, e.link_write_bandwidth) {
+        (Some(b), _, _) => c.positive_bw("ext.link_bandwidth", b.0),
+        (None, Some(_), Some(_)) => {}
+        (None, r, w) => c.fail(
+            "ext.link_bandwidth",
+            "missing",
+            &format!(
+                "give `link_bandwidth` (both directions), or both `link_read_bandwidth` and `link_write_bandwidth` (missing: {})",
+                [("link_read_bandwidth", r.is_none()), ("link_write_bandwidth", w.is_none())]
+                    .iter()
+                    .filter(|x| x.1)
+                    .map(|x| x.0)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    }
+    for (field, v) in [
+        ("ext.link_read_bandwidth", e.link_read_bandwidth),
+        ("ext.link_write_bandwidth", e.link_write_bandwidth),
+        ("memory.copy_read_bandwidth", f.memory.copy_read_bandwidth),
+        ("memory.copy_write_bandwidth", f.memory.copy_write_bandwidth),
+    ] {
+        if let Some(b) = v {
+            c.positive_bw(field, b.0);
+        }
+    }
     c.positive_bw("ext.internal_bandwidth", f.ext.internal_bandwidth.0);
     c.fraction("initial.weights_on_hbm", f.initial.weights_on_hbm);
     c.fraction("initial.prefill_kv_on_hbm", f.initial.prefill_kv_on_hbm);
@@ -297,14 +368,30 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
             if f.hbm.kv_budget.is_some() { ", set by `hbm.kv_budget`" } else { ", derived as capacity - weights on HBM" }
         );
     }
-    let (hbm_bw, link_bw, exti_bw) = (
-        f.hbm.bandwidth.0,
-        f.ext.link_bandwidth.0,
-        f.ext.internal_bandwidth.0,
+    let (hbm_bw, exti_bw) = (f.hbm.bandwidth.0, f.ext.internal_bandwidth.0);
+    // Validation above made sure each direction has a bandwidth.
+    let either = |own: Option<Bandwidth>| own.or(e.link_bandwidth).map_or(0.0, |b| b.0);
+    let (link_read_bw, link_write_bw) = (
+        either(e.link_read_bandwidth),
+        either(e.link_write_bandwidth),
     );
     let ext_effective_bw = match f.ext.access {
-        Access::Fetch => link_bw.min(exti_bw),
+        Access::Fetch => link_read_bw.min(exti_bw),
         Access::NearData => exti_bw,
+    };
+    let batch = w.batch as f64;
+    let dtype = m.dtype_bytes as f64;
+    let compute = Compute {
+        flops_per_s: f.gpu.flops.map(|x| x.0),
+        overhead_s,
+        attn_weight_flops: 2.0 * batch * attn_weight_bytes as f64 / dtype,
+        mlp_flops: 2.0 * batch * mlp_weight_bytes as f64 / dtype,
+        kv_entry_flops: match (q_heads, m.head_dim) {
+            (Some(q), Some(d)) => Some(4.0 * batch * q as f64 * d as f64),
+            _ => None,
+        },
+        q_heads,
+        head_dim: m.head_dim,
     };
     Ok(Sizes {
         layers,
@@ -325,10 +412,14 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
         kv_budget_bytes,
         oversubscribed_bytes,
         hbm_bw,
-        link_bw,
+        link_read_bw,
+        link_write_bw,
         exti_bw,
+        copy_read_bw: f.memory.copy_read_bandwidth.map_or(link_read_bw, |b| b.0),
+        copy_write_bw: f.memory.copy_write_bandwidth.map_or(link_write_bw, |b| b.0),
         ext_effective_bw,
         alpha_target: hbm_bw / (hbm_bw + ext_effective_bw),
+        compute,
     })
 }
 

@@ -1,18 +1,29 @@
-//! Two-tier memory state: where each KV entry lives, the HBM KV byte counter, and the bytes every
-//! read, write and move charges to the three bandwidth resources (SPEC 3 and 6).
+//! Two-tier memory state: where each KV entry lives, the HBM KV byte counter, the copy queue of
+//! async migration, and the bytes every read, write and move charges to the three bandwidth
+//! resources (SPEC 3, 6 and 12).
 //!
 //! Residency is kept per layer as bitsets over positions: `present` (the entry exists: every
-//! prefill position, and each decode position whose layer was not skipped) and `hbm` (the entry
-//! has a copy on HBM). In the exclusive hierarchy an entry is on EXT exactly when it is present
-//! and not on HBM; in the inclusive hierarchy every present entry is on EXT.
+//! prefill position, and each decode position whose layer was not skipped), `hbm` (the entry
+//! has a copy on HBM) and `queued` (the entry has a move on the copy queue, async mode only). In
+//! the exclusive hierarchy an entry is on EXT exactly when it is present and not on HBM; in the
+//! inclusive hierarchy every present entry is on EXT.
 //!
-//! Architecture Invariant: the HBM KV bytes never exceed the budget. Every operation that adds to
-//! HBM checks the room first; nothing outside this module can set residency bits.
+//! Architecture Invariant: the HBM KV bytes in use (resident entries plus the reservations of
+//! queued promotions) never exceed the budget. Every operation that adds to HBM checks the room
+//! first; nothing outside this module can set residency bits.
 //!
-//! Not here: time (see [`Charges::time`] callers in the engine), policies, the trace.
+//! Not here: the time rules ([`charges`]), policies, the trace.
 
-use crate::scenario::{initial_hbm_range, Access, Duplex, Hierarchy, Overlap, Scenario, Sizes};
+mod charges;
+mod copy;
+
+pub use charges::{row_time, Charges, Timing};
+
+use std::ops::Range;
+
+use crate::scenario::{initial_hbm_range, Access, Hierarchy, MigrationMode, Scenario, Sizes};
 use crate::tokenset::TokenSet;
+use copy::{CopyJob, CopyQueue};
 
 /// A memory tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,144 +41,15 @@ impl Tier {
     }
 }
 
-/// Bytes one sublayer or step phase reads, charges to each resource, and moves.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Charges {
-    /// Bytes read from HBM (weights and KV).
-    pub hbm_read: u64,
-    /// Bytes read from EXT (weights and KV).
-    pub ext_read: u64,
-    /// Of the reads, KV bytes (both tiers); used by the ideal bound.
-    pub kv_read: u64,
-    /// HBM resource bytes (reads, writes, moves).
-    pub hbm: u64,
-    /// LINK bytes in the EXT -> GPU direction.
-    pub link_read: u64,
-    /// LINK bytes in the GPU -> EXT direction.
-    pub link_write: u64,
-    /// EXTI resource bytes.
-    pub exti: u64,
-    /// Bytes moved to HBM (policy promotions and passive installs).
-    pub to_hbm: u64,
-    /// Bytes moved to EXT (policy demotions).
-    pub to_ext: u64,
-}
-
-/// Bandwidths and modes needed to turn charges into time.
-#[derive(Clone, Copy, Debug)]
-pub struct Timing {
-    pub hbm_bw: f64,
-    pub link_bw: f64,
-    pub exti_bw: f64,
-    pub duplex: Duplex,
-    pub overlap: Overlap,
-}
-
-impl Timing {
-    pub fn of(scenario: &Scenario) -> Timing {
-        let s = &scenario.sizes;
-        Timing {
-            hbm_bw: s.hbm_bw,
-            link_bw: s.link_bw,
-            exti_bw: s.exti_bw,
-            duplex: scenario.file.ext.link_duplex,
-            overlap: scenario.file.memory.overlap,
-        }
-    }
-}
-
-impl Charges {
-    pub fn is_empty(&self) -> bool {
-        *self == Charges::default()
-    }
-
-    /// Total LINK bytes, both directions.
-    pub fn link(&self) -> u64 {
-        self.link_read + self.link_write
-    }
-
-    /// Bytes read (weights + KV, both tiers).
-    pub fn read(&self) -> u64 {
-        self.hbm_read + self.ext_read
-    }
-
-    /// `alpha`: HBM share of the bytes read, `None` when nothing was read.
-    pub fn alpha(&self) -> Option<f64> {
-        let r = self.read();
-        (r > 0).then(|| self.hbm_read as f64 / r as f64)
-    }
-
-    fn link_time(&self, t: &Timing) -> f64 {
-        match t.duplex {
-            Duplex::Shared => self.link() as f64 / t.link_bw,
-            Duplex::Full => self.link_read.max(self.link_write) as f64 / t.link_bw,
-        }
-    }
-
-    /// Sublayer time under the scenario's overlap mode (SPEC 6).
-    pub fn sublayer_time(&self, t: &Timing) -> f64 {
-        let hbm = self.hbm as f64 / t.hbm_bw;
-        let link = self.link_time(t);
-        let exti = self.exti as f64 / t.exti_bw;
-        match t.overlap {
-            Overlap::Max => hbm.max(link).max(exti),
-            Overlap::Serial => hbm + link.max(exti),
-        }
-    }
-
-    /// Step-phase time: always the max over resources (SPEC 6.1).
-    pub fn phase_time(&self, t: &Timing) -> f64 {
-        let hbm = self.hbm as f64 / t.hbm_bw;
-        hbm.max(self.link_time(t)).max(self.exti as f64 / t.exti_bw)
-    }
-
-    pub fn add(&mut self, o: &Charges) {
-        self.hbm_read += o.hbm_read;
-        self.ext_read += o.ext_read;
-        self.kv_read += o.kv_read;
-        self.hbm += o.hbm;
-        self.link_read += o.link_read;
-        self.link_write += o.link_write;
-        self.exti += o.exti;
-        self.to_hbm += o.to_hbm;
-        self.to_ext += o.to_ext;
-    }
-
-    /// A read of `b` bytes from HBM.
-    pub fn read_hbm(&mut self, b: u64) {
-        self.hbm_read += b;
-        self.hbm += b;
-    }
-
-    /// A fetch of `b` bytes from EXT over the link.
-    pub fn fetch_ext(&mut self, b: u64) {
-        self.ext_read += b;
-        self.link_read += b;
-        self.exti += b;
-    }
-
-    /// A read of `b` bytes of KV computed inside the EXT device (near_data).
-    pub fn near_read_ext(&mut self, b: u64) {
-        self.ext_read += b;
-        self.exti += b;
-    }
-
-    fn write_hbm(&mut self, b: u64) {
-        self.hbm += b;
-    }
-
-    fn write_ext(&mut self, b: u64) {
-        self.link_write += b;
-        self.exti += b;
-    }
-}
-
 #[derive(Clone, Debug)]
 struct LayerResidency {
     present: TokenSet,
     hbm: TokenSet,
+    /// Entries with a move on the copy queue (async mode); empty in sync mode.
+    queued: TokenSet,
     present_count: u64,
     hbm_count: u64,
+    queued_count: u64,
 }
 
 /// Counters a run reports about memory.
@@ -181,6 +63,9 @@ pub struct MemoryCounters {
     pub peak_hbm_kv_bytes: u64,
     /// Bytes installed in HBM by passive migration.
     pub passive_bytes: u64,
+    /// Bytes of HBM copies dropped by inclusive demotions in async mode: immediate and free,
+    /// counted in the summary's moved-to-EXT figure but in no row (SPEC 12).
+    pub async_dropped_bytes: u64,
 }
 
 /// KV residency of the whole model.
@@ -191,7 +76,10 @@ pub struct Memory {
     access: Access,
     entry_bytes: u64,
     budget_bytes: u64,
+    /// Resident HBM KV plus the reservations of queued promotions.
     hbm_used_bytes: u64,
+    mode: MigrationMode,
+    copies: CopyQueue,
     pub counters: MemoryCounters,
 }
 
@@ -215,8 +103,10 @@ impl Memory {
                 LayerResidency {
                     present,
                     hbm,
+                    queued: TokenSet::new(positions),
                     present_count: s.prefill as u64,
                     hbm_count: (b - a) as u64,
+                    queued_count: 0,
                 }
             })
             .collect();
@@ -228,6 +118,8 @@ impl Memory {
             entry_bytes: s.entry_bytes,
             budget_bytes: s.kv_budget_bytes,
             hbm_used_bytes: used,
+            mode: scenario.file.memory.migration,
+            copies: CopyQueue::new(s.copy_read_bw, s.copy_write_bw, s.entry_bytes),
             counters: MemoryCounters {
                 peak_hbm_kv_bytes: used,
                 ..Default::default()
@@ -271,6 +163,20 @@ impl Memory {
     }
     pub fn hbm_count(&self, layer: usize) -> u64 {
         self.layers[layer].hbm_count
+    }
+    /// Entries at `layer` with a move on the copy queue (always empty in sync mode).
+    pub fn queued(&self, layer: usize) -> &TokenSet {
+        &self.layers[layer].queued
+    }
+    pub fn queued_count(&self, layer: usize) -> u64 {
+        self.layers[layer].queued_count
+    }
+    pub fn mode(&self) -> MigrationMode {
+        self.mode
+    }
+    /// Bytes on the copy queue not yet copied (queued and unfinished).
+    pub fn copy_queue_bytes(&self) -> u64 {
+        self.copies.pending_bytes()
     }
     /// Entries held on EXT at `layer` (all present ones when inclusive).
     pub fn ext_set(&self, layer: usize) -> TokenSet {
@@ -364,7 +270,7 @@ impl Memory {
     }
 
     /// Passive migration: installs the EXT entries just read at `layer` (present, `< n`, not
-    /// skipped, not on HBM) into HBM, newest first, while the budget has room. Charges an HBM
+    /// skipped, not on HBM, no queued move) into HBM, newest first, while the budget has room. Charges an HBM
     /// write only: the bytes already crossed the link for the read.
     pub fn passive_install(
         &mut self,
@@ -378,7 +284,8 @@ impl Memory {
             return;
         }
         let r = &mut self.layers[layer];
-        let moved = take_newest(&r.present, &mut r.hbm, skipped, n, room);
+        let queued = (r.queued_count > 0).then_some(&r.queued);
+        let moved = take_newest(&r.present, &mut r.hbm, skipped, queued, n, room);
         let b = moved * self.entry_bytes;
         r.hbm_count += moved;
         self.hbm_used_bytes += b;
@@ -388,14 +295,46 @@ impl Memory {
         self.note_peak();
     }
 
-    /// Moves the entries of `set` at `layer` that are on EXT only to HBM, newest first, at most
-    /// `cap_entries` of them, as far as the budget has room; the rest counts as refused. Returns
-    /// the number of entries moved.
-    pub fn promote(
+    /// Moves the entries of `set` to `to` at the layers of `layers`, in order, with one cap of
+    /// `cap_entries` for the whole call; promotions take the newest entries first, demotions
+    /// `order`. Sync mode moves at once and charges `c`; async mode appends one copy job to the
+    /// queue (nothing is charged until the copy engine works on it). Returns the entries moved
+    /// or queued.
+    pub fn move_entries(
+        &mut self,
+        layers: Range<usize>,
+        set: &TokenSet,
+        cap_entries: u64,
+        to: Tier,
+        order: Order,
+        c: &mut Charges,
+    ) -> u64 {
+        let mut job = (self.mode == MigrationMode::Async).then(|| CopyJob::new(to));
+        let mut cap = cap_entries;
+        let mut moved = 0;
+        for l in layers {
+            let m = match to {
+                Tier::Hbm => self.promote(l, set, cap, job.as_mut(), c),
+                Tier::Ext => self.demote(l, set, cap, order, job.as_mut(), c),
+            };
+            cap -= m;
+            moved += m;
+        }
+        if let Some(job) = job {
+            self.copies.push(job);
+        }
+        moved
+    }
+
+    /// Moves (or, with a `job`, queues) the entries of `set` at `layer` that are on EXT only and
+    /// not queued to HBM, newest first, at most `cap_entries` of them, as far as the budget has
+    /// room; the rest counts as refused. A queued promotion reserves its budget now.
+    fn promote(
         &mut self,
         layer: usize,
         set: &TokenSet,
         cap_entries: u64,
+        job: Option<&mut CopyJob>,
         c: &mut Charges,
     ) -> u64 {
         let k = self.entry_bytes;
@@ -403,6 +342,9 @@ impl Memory {
         let mut want = set.clone();
         want.intersect_with(&r.present);
         want.subtract(&r.hbm);
+        if r.queued_count > 0 {
+            want.subtract(&r.queued);
+        }
         let wanted = want.count().min(cap_entries);
         let room = (self.budget_bytes - self.hbm_used_bytes) / k;
         let moved = wanted.min(room);
@@ -410,75 +352,137 @@ impl Memory {
         if moved == 0 {
             return 0;
         }
-        let mut left = moved;
-        for p in want.iter_rev() {
-            if left == 0 {
-                break;
-            }
-            r.hbm.insert(p);
-            left -= 1;
-        }
-        r.hbm_count += moved;
         let b = moved * k;
         self.hbm_used_bytes += b;
-        c.exti += b;
-        c.link_read += b;
-        c.hbm += b;
-        c.to_hbm += b;
+        match job {
+            None => {
+                for p in want.iter_rev().take(moved as usize) {
+                    r.hbm.insert(p);
+                }
+                r.hbm_count += moved;
+                c.move_up(b);
+                c.to_hbm += b;
+            }
+            Some(job) => {
+                for p in want.iter_rev().take(moved as usize) {
+                    r.queued.insert(p);
+                    job.add(layer, p);
+                }
+                r.queued_count += moved;
+            }
+        }
         self.note_peak();
         moved
     }
 
-    /// Moves the entries of `set` at `layer` that are on HBM to EXT (in the inclusive hierarchy:
-    /// drops their HBM copy, free of charge), in `order`, at most `cap_entries`. Returns the
-    /// number of entries moved.
-    pub fn demote(
+    /// Moves the entries of `set` at `layer` that are on HBM and not queued to EXT (in the
+    /// inclusive hierarchy: drops their HBM copy, free of charge and never queued), in `order`,
+    /// at most `cap_entries`. An exclusive demotion with a `job` is queued and keeps its budget
+    /// until its copy completes.
+    fn demote(
         &mut self,
         layer: usize,
         set: &TokenSet,
         cap_entries: u64,
         order: Order,
+        job: Option<&mut CopyJob>,
         c: &mut Charges,
     ) -> u64 {
         let k = self.entry_bytes;
+        let exclusive = self.hierarchy == Hierarchy::Exclusive;
         let r = &mut self.layers[layer];
         let mut take = set.clone();
         take.intersect_with(&r.hbm);
+        if r.queued_count > 0 {
+            take.subtract(&r.queued);
+        }
         let count = take.count();
         let moved = count.min(cap_entries);
         if moved == 0 {
             return 0;
         }
+        let victims = |take: &TokenSet| -> Vec<usize> {
+            match order {
+                Order::NewestFirst => take.iter_rev().take(moved as usize).collect(),
+                Order::OldestFirst => take.iter().take(moved as usize).collect(),
+            }
+        };
+        let b = moved * k;
+        match job {
+            Some(job) if exclusive => {
+                for p in victims(&take) {
+                    r.queued.insert(p);
+                    job.add(layer, p);
+                }
+                r.queued_count += moved;
+                return moved;
+            }
+            Some(_) => self.counters.async_dropped_bytes += b,
+            None => {
+                if exclusive {
+                    c.move_down(b);
+                }
+                c.to_ext += b;
+            }
+        }
         if moved == count {
             r.hbm.subtract(&take);
         } else {
-            let victims: Vec<usize> = match order {
-                Order::NewestFirst => take.iter_rev().take(moved as usize).collect(),
-                Order::OldestFirst => take.iter().take(moved as usize).collect(),
-            };
-            for p in victims {
+            for p in victims(&take) {
                 r.hbm.remove(p);
             }
         }
         r.hbm_count -= moved;
-        let b = moved * k;
         self.hbm_used_bytes -= b;
-        if self.hierarchy == Hierarchy::Exclusive {
-            c.hbm += b;
-            c.link_write += b;
-            c.exti += b;
-        }
-        c.to_ext += b;
         moved
+    }
+
+    /// The copy engine working for `seconds` (SPEC 12): advances the queue, charging the bytes
+    /// it copies to `c` (`c.copy` counts them). Completions wait for [`Memory::complete_copies`].
+    pub fn run_copies(&mut self, seconds: f64, c: &mut Charges) {
+        self.copies.work(seconds, c);
+    }
+
+    /// Applies the completions of the entries whose copied bytes reached their end, in queue
+    /// order, and counts them in `c.to_hbm` / `c.to_ext`. Done jobs leave the queue.
+    pub fn complete_copies(&mut self, c: &mut Charges) {
+        let k = self.entry_bytes;
+        while let Some(mut job) = self.copies.pop_front() {
+            let (from, to) = job.take_completed(k);
+            for i in from..to {
+                let (layer, pos) = job.entry(i);
+                let r = &mut self.layers[layer];
+                r.queued.remove(pos);
+                r.queued_count -= 1;
+                match job.to {
+                    Tier::Hbm => {
+                        r.hbm.insert(pos);
+                        r.hbm_count += 1;
+                        c.to_hbm += k;
+                    }
+                    Tier::Ext => {
+                        r.hbm.remove(pos);
+                        r.hbm_count -= 1;
+                        self.hbm_used_bytes -= k;
+                        c.to_ext += k;
+                    }
+                }
+            }
+            if !job.is_done(k) {
+                self.copies.push_front(job);
+                break;
+            }
+        }
     }
 }
 
-/// Sets on `hbm` up to `room` of the positions `< n` in `present & !skipped & !hbm`, newest
-/// first. Returns how many were set.
+/// Sets on `hbm` up to `room` of the positions `< n` in `present & !skipped & !queued & !hbm`,
+/// newest first. Returns how many were set.
 fn take_newest(
     present: &TokenSet,
     hbm: &mut TokenSet,
     skipped: Option<&TokenSet>,
+    queued: Option<&TokenSet>,
     n: usize,
     room: u64,
 ) -> u64 {
@@ -489,6 +493,9 @@ fn take_newest(
         let mut cand = p[i] & !h[i];
         if let Some(s) = skipped {
             cand &= !s.words().get(i).copied().unwrap_or(0);
+        }
+        if let Some(q) = queued {
+            cand &= !q.words()[i];
         }
         if i == words - 1 && !n.is_multiple_of(64) {
             cand &= crate::tokenset::mask_bits(0, n % 64);
