@@ -196,3 +196,99 @@ fn a_good_run_writes_the_csv_with_spec_columns() {
     }
     assert!(Path::new(&csv).exists());
 }
+
+// ---- v2 fields (SPEC 10-12)
+
+#[test]
+fn a_per_direction_link_bandwidth_must_be_positive() {
+    let add = |extra: &str| {
+        tiny_text().replace(
+            "internal_bandwidth",
+            &format!("{extra}\ninternal_bandwidth"),
+        )
+    };
+    scenario_fails(
+        &add("link_read_bandwidth = -5"),
+        &[
+            "field `ext.link_read_bandwidth`",
+            "-5 GB/s",
+            "must be a bandwidth > 0",
+        ],
+    );
+    scenario_fails(
+        &add("link_write_bandwidth = \"0 B/s\""),
+        &[
+            "field `ext.link_write_bandwidth`",
+            "must be a bandwidth > 0",
+        ],
+    );
+    scenario_fails(
+        &tiny_text().replace("[skip]", "[memory]\ncopy_read_bandwidth = 0\n[skip]"),
+        &[
+            "field `memory.copy_read_bandwidth`",
+            "must be a bandwidth > 0",
+        ],
+    );
+}
+
+#[test]
+fn a_link_without_both_directions_names_the_missing_one() {
+    let text = tiny_text().replace(
+        "link_bandwidth = \"20 B/s\"",
+        "link_read_bandwidth = \"20 B/s\"",
+    );
+    scenario_fails(
+        &text,
+        &[
+            "field `ext.link_bandwidth`",
+            "missing: link_write_bandwidth",
+        ],
+    );
+}
+
+#[test]
+fn gpu_flops_with_only_kv_bytes_names_both() {
+    let text = tiny_text().replace("[skip]", "[gpu]\nflops = \"989 TFLOP/s\"\n[skip]");
+    scenario_fails(
+        &text,
+        &[
+            "field `gpu.flops`",
+            "`model.q_heads`",
+            "`model.head_dim`",
+            "`model.kv_bytes`",
+        ],
+    );
+}
+
+#[test]
+fn zero_query_heads_are_refused() {
+    let text = tiny_text().replace(
+        "kv_bytes = \"100 B\"",
+        "kv_bytes = \"100 B\"\nq_heads = 0\nhead_dim = 4",
+    );
+    scenario_fails(&text, &["field `model.q_heads` = 0", "must be >= 1"]);
+}
+
+#[test]
+fn an_unknown_migration_mode_names_the_field_and_the_valid_ones() {
+    let text = tiny_text().replace("[skip]", "[memory]\nmigration = \"later\"\n[skip]");
+    scenario_fails(
+        &text,
+        &[
+            "s.toml:28:13:",
+            "field `memory.migration`",
+            "`sync` or `async`",
+        ],
+    );
+}
+
+#[test]
+fn bad_compute_units_and_overheads_are_refused() {
+    let text = tiny_text().replace("[skip]", "[gpu]\nflops = \"3 TFLOPS\"\n[skip]");
+    scenario_fails(&text, &["field `gpu.flops`", "TFLOP/s"]);
+    let text = tiny_text().replace("[skip]", "[gpu]\nsublayer_overhead = -1\n[skip]");
+    scenario_fails(
+        &text,
+        &["field `gpu.sublayer_overhead`", "must be a duration >= 0"],
+    );
+}

@@ -212,10 +212,40 @@ pub(crate) fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> anyhow
         Some(span) => {
             let (line, col) = line_col(text, span.start);
             let src = text.lines().nth(line - 1).unwrap_or("");
-            anyhow!("{label}:{line}:{col}: {msg}\n  {line} | {src}")
+            // A bad value (`key = value` on its line) is named by its dotted field.
+            let field = field_at(text, line)
+                .filter(|f| !msg.contains(f.rsplit('.').next().unwrap_or(f)))
+                .map(|f| format!("field `{f}`: "))
+                .unwrap_or_default();
+            anyhow!("{label}:{line}:{col}: {field}{msg}\n  {line} | {src}")
         }
         None => anyhow!("{label}: {msg}"),
     }
+}
+
+/// The dotted field set on 1-based `line` (`memory.migration` for `migration = ...` under
+/// `[memory]`), if that line is a `key = value` pair.
+fn field_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (key, _) = lines.get(line - 1)?.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// 1-based line and column of a byte offset.
