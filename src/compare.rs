@@ -42,6 +42,8 @@ pub struct Comparison {
     pub scenario: String,
     /// Ideal bound of the run (the same for every pair: it depends on the trace only).
     pub ideal_bound_s: Option<f64>,
+    /// Placement bound of the run (SPEC 13; the same for every pair).
+    pub placement_bound_s: Option<f64>,
     /// Tokens generated (`D * B`), for the ideal row's tokens/s.
     pub tokens: u64,
     pub idealized: Option<String>,
@@ -59,6 +61,7 @@ impl Comparison {
         Comparison {
             scenario: scenario.name.clone(),
             ideal_bound_s: Some(summary.ideal_bound_s),
+            placement_bound_s: Some(summary.placement_bound_s),
             tokens: scenario.sizes.decode as u64 * scenario.sizes.batch,
             idealized: scenario.idealized_note(),
             rows: vec![PairRow {
@@ -167,13 +170,14 @@ fn run_pairs(
         rows.push(row);
     }
     sort_rows(&mut rows, GroupBy::None);
-    let ideal_bound_s = rows.iter().find_map(|r| match &r.outcome {
-        Outcome::Summary(s) => Some(s.ideal_bound_s),
+    let first = rows.iter().find_map(|r| match &r.outcome {
+        Outcome::Summary(s) => Some((s.ideal_bound_s, s.placement_bound_s)),
         Outcome::Error(_) => None,
     });
     let comparison = Comparison {
         scenario: scenario.name.clone(),
-        ideal_bound_s,
+        ideal_bound_s: first.map(|b| b.0),
+        placement_bound_s: first.map(|b| b.1),
         tokens: scenario.sizes.decode as u64 * scenario.sizes.batch,
         idealized: scenario.idealized_note(),
         rows,
@@ -205,12 +209,13 @@ pub fn sort_rows(rows: &mut [PairRow], by: GroupBy) {
 }
 
 /// Column names of the comparison table.
-pub const HEADER: [&str; 11] = [
+pub const HEADER: [&str; 12] = [
     "placement",
     "migration",
     "decode time (s)",
     "tokens/s",
     "x ideal",
+    "x placement",
     "alpha attn",
     "alpha mlp",
     "GB to HBM",
@@ -227,6 +232,7 @@ pub fn cells(r: &PairRow) -> Vec<String> {
             format!("{:.6}", s.decode_time_s),
             format!("{:.3}", s.tokens_per_s),
             format!("{:.4}", s.x_ideal),
+            format!("{:.4}", s.x_placement),
             opt(s.alpha_attn),
             opt(s.alpha_mlp),
             gb(s.moved_to_hbm_bytes),
@@ -236,24 +242,34 @@ pub fn cells(r: &PairRow) -> Vec<String> {
         ]),
         Outcome::Error(_) => {
             v.push("ERROR (below)".into());
-            v.extend(std::iter::repeat_n("-".to_string(), 8));
+            v.extend(std::iter::repeat_n("-".to_string(), 9));
         }
     }
     v
 }
 
-/// The ideal bound's row of the comparison table, if any pair ran.
-pub fn ideal_cells(c: &Comparison) -> Option<Vec<String>> {
-    let b = c.ideal_bound_s?;
-    let mut v = vec![
-        "ideal".to_string(),
-        "-".to_string(),
-        format!("{b:.6}"),
-        format!("{:.3}", c.tokens as f64 / b),
-        "1.0000".to_string(),
-    ];
-    v.extend(std::iter::repeat_n("-".to_string(), 6));
-    Some(v)
+/// The reference rows of the comparison table, if any pair ran: the ideal bound (every byte
+/// split freely) and the placement bound (weights where the scenario puts them, each attention
+/// sublayer's KV at its best split), each with its multiple of the other.
+pub fn bound_cells(c: &Comparison) -> Vec<Vec<String>> {
+    let (Some(ideal), Some(placement)) = (c.ideal_bound_s, c.placement_bound_s) else {
+        return Vec::new();
+    };
+    [("ideal", ideal), ("placement", placement)]
+        .into_iter()
+        .map(|(name, b)| {
+            let mut v = vec![
+                name.to_string(),
+                "(bound)".to_string(),
+                format!("{b:.6}"),
+                format!("{:.3}", c.tokens as f64 / b),
+                format!("{:.4}", b / ideal),
+                format!("{:.4}", b / placement),
+            ];
+            v.extend(std::iter::repeat_n("-".to_string(), 6));
+            v
+        })
+        .collect()
 }
 
 /// Renders a comparison (rows already in the wanted order).
@@ -277,16 +293,21 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
             if let Some(n) = &c.idealized {
                 out += &format!("# {n}\n");
             }
-            out += "placement,migration,decode_time_s,tokens_per_s,x_ideal,alpha_attn,alpha_mlp,moved_to_hbm_bytes,moved_to_ext_bytes,fallbacks,peak_hbm_kv_bytes,error\n";
+            out += "placement,migration,decode_time_s,tokens_per_s,x_ideal,alpha_attn,alpha_mlp,moved_to_hbm_bytes,moved_to_ext_bytes,fallbacks,peak_hbm_kv_bytes,error,x_placement\n";
             let o = |a: Option<f64>| a.map(|a| a.to_string()).unwrap_or_default();
-            if let Some(b) = c.ideal_bound_s {
-                out += &format!("ideal,,{b},{},1,,,,,,,\n", c.tokens as f64 / b);
+            if let (Some(b), Some(p)) = (c.ideal_bound_s, c.placement_bound_s) {
+                out += &format!("ideal,,{b},{},1,,,,,,,,{}\n", c.tokens as f64 / b, b / p);
+                out += &format!(
+                    "placement,,{p},{},{},,,,,,,,1\n",
+                    c.tokens as f64 / p,
+                    p / b
+                );
             }
             for r in &rows {
                 match &r.outcome {
                     Outcome::Summary(s) => {
                         out += &format!(
-                            "{},{},{},{},{},{},{},{},{},{},{},\n",
+                            "{},{},{},{},{},{},{},{},{},{},{},,{}\n",
                             r.placement,
                             r.migration,
                             s.decode_time_s,
@@ -297,12 +318,13 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
                             s.moved_to_hbm_bytes,
                             s.moved_to_ext_bytes,
                             s.fallbacks,
-                            s.peak_hbm_kv_bytes
+                            s.peak_hbm_kv_bytes,
+                            s.x_placement
                         )
                     }
                     Outcome::Error(e) => {
                         let e = e.replace('"', "\"\"");
-                        out += &format!("{},{},,,,,,,,,,\"{e}\"\n", r.placement, r.migration)
+                        out += &format!("{},{},,,,,,,,,,\"{e}\",\n", r.placement, r.migration)
                     }
                 }
             }
@@ -335,6 +357,9 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
             if let Some(b) = c.ideal_bound_s {
                 out += &format!("   ideal bound: {b:.6} s");
             }
+            if let Some(b) = c.placement_bound_s {
+                out += &format!("   placement bound: {b:.6} s");
+            }
             out.push('\n');
             if let Some(n) = &c.idealized {
                 out += &format!("** {n} **\n");
@@ -342,7 +367,7 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
             match by {
                 GroupBy::None => {
                     let mut t = new_table();
-                    if let Some(v) = ideal_cells(c) {
+                    for v in bound_cells(c) {
                         add(&mut t, v);
                     }
                     for r in &rows {
@@ -355,7 +380,7 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
                     while i < rows.len() {
                         let p = rows[i].placement.clone();
                         let mut t = new_table();
-                        if let Some(v) = ideal_cells(c) {
+                        for v in bound_cells(c) {
                             add(&mut t, v);
                         }
                         while i < rows.len() && rows[i].placement == p {

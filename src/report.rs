@@ -100,7 +100,7 @@ pub fn html(scenario: &Scenario, c: &Comparison, pairs: &[PairSeries]) -> Result
         }
         h.push_str("</tr>\n");
     };
-    if let Some(cells) = compare::ideal_cells(c) {
+    for cells in compare::bound_cells(c) {
         row(&mut h, " class=\"ideal\"", cells);
     }
     for r in &c.rows {

@@ -1,7 +1,7 @@
 //! Per-decode-step series of one run, aggregated from its records as they stream by: what the
 //! charts of [`crate::plot`] draw.
 //!
-//! A [`StepSeries`] is a [`RecordSink`]: it adds each record to its step (time, ideal bound,
+//! A [`StepSeries`] is a [`RecordSink`]: it adds each record to its step (time, ideal and placement bounds,
 //! alpha sums, bytes moved, HBM KV occupancy) and keeps the attention alpha of every
 //! `(step, layer)` for the heat map. Every number is a sum or a copy of record fields, so the
 //! series adds up to the run's totals exactly as the per-sublayer CSV does.
@@ -24,6 +24,8 @@ pub struct StepPoint {
     pub time_s: f64,
     /// Sum of the step's ideal-bound times (SPEC 7).
     pub bound_s: f64,
+    /// Sum of the step's placement-bound times (SPEC 13).
+    pub placement_bound_s: f64,
     /// Sum of alpha over the attention sublayers that read, and their count.
     pub attn_alpha_sum: f64,
     pub attn_rows: u32,
@@ -124,6 +126,7 @@ impl RecordSink for StepSeries {
         let c = &r.charges;
         p.time_s += r.time_s;
         p.bound_s += r.bound_s;
+        p.placement_bound_s += r.placement_bound_s;
         p.to_hbm += c.to_hbm;
         p.to_ext += c.to_ext;
         p.hbm_kv_bytes = Some(r.hbm_kv_bytes);

@@ -55,11 +55,13 @@ enum Shown {
 }
 
 /// Every column a sweep can show: the [`Summary`] field, its table header, how it is printed.
-const COLUMNS: [(&str, &str, Shown); 15] = [
+const COLUMNS: [(&str, &str, Shown); 19] = [
     ("decode_time_s", "decode time (s)", Shown::Seconds),
     ("tokens_per_s", "tokens/s", Shown::Rate),
     ("ideal_bound_s", "ideal bound (s)", Shown::Seconds),
     ("x_ideal", "x ideal", Shown::Ratio),
+    ("placement_bound_s", "placement bound (s)", Shown::Seconds),
+    ("x_placement", "x placement", Shown::Ratio),
     ("alpha_attn", "alpha attn", Shown::Ratio),
     ("alpha_mlp", "alpha mlp", Shown::Ratio),
     ("alpha_bytes", "alpha bytes", Shown::Ratio),
@@ -71,6 +73,8 @@ const COLUMNS: [(&str, &str, Shown); 15] = [
     ("peak_hbm_kv_bytes", "peak HBM KV GB", Shown::Gigabytes),
     ("hbm_read_bytes", "GB read HBM", Shown::Gigabytes),
     ("ext_read_bytes", "GB read EXT", Shown::Gigabytes),
+    ("queued_at_end_bytes", "GB queued at end", Shown::Gigabytes),
+    ("compute_bound_rows", "compute-bound rows", Shown::Count),
 ];
 
 /// The names of every column, for error messages and docs.
@@ -781,6 +785,9 @@ pub const PLOT_METRICS: &[&str] = &[
     "decode_time_s",
     "tokens_per_s",
     "x_ideal",
+    "x_placement",
+    "placement_bound_s",
+    "compute_bound_rows",
     "alpha_attn",
     "alpha_mlp",
     "alpha_bytes",

@@ -149,6 +149,7 @@ pub struct WatchRow {
     pub alpha_attn: Option<f64>,
     pub alpha_mlp: Option<f64>,
     pub x_ideal: Option<f64>,
+    pub x_placement: Option<f64>,
     pub moved_to_hbm_bytes: Option<u64>,
     pub moved_to_ext_bytes: Option<u64>,
     /// Change of decode time against the previous good table, in percent.
@@ -174,6 +175,7 @@ pub struct Refresh {
     /// Set when the scenario failed to load; the previous one is still in use.
     pub scenario_error: Option<String>,
     pub ideal_bound_s: Option<f64>,
+    pub placement_bound_s: Option<f64>,
     pub rows: Vec<WatchRow>,
 }
 
@@ -230,7 +232,8 @@ struct State {
     rows: BTreeMap<(PolicyKey, PolicyKey), RowState>,
     hashes: HashMap<PathBuf, Option<u64>>,
     refresh: u64,
-    ideal_bound_s: Option<f64>,
+    /// The run's ideal and placement bounds (the same for every pair).
+    bounds: Option<(f64, f64)>,
     /// Rows run for the refresh being built: only they can show a change.
     touched: BTreeSet<(PolicyKey, PolicyKey)>,
 }
@@ -288,7 +291,7 @@ impl State {
             rows: BTreeMap::new(),
             hashes: HashMap::new(),
             refresh: 0,
-            ideal_bound_s: None,
+            bounds: None,
             touched: BTreeSet::new(),
         };
         for p in s.tracked_files() {
@@ -438,12 +441,12 @@ impl State {
                 Err(e) => row.error = (!gone).then_some(e),
             }
         }
-        if let Some(b) = self
-            .rows
-            .values()
-            .find_map(|r| r.good.as_ref().map(|s| s.ideal_bound_s))
-        {
-            self.ideal_bound_s = Some(b);
+        if let Some(b) = self.rows.values().find_map(|r| {
+            r.good
+                .as_ref()
+                .map(|s| (s.ideal_bound_s, s.placement_bound_s))
+        }) {
+            self.bounds = Some(b);
         }
     }
 
@@ -483,6 +486,7 @@ impl State {
                     alpha_attn: g.and_then(|s| s.alpha_attn),
                     alpha_mlp: g.and_then(|s| s.alpha_mlp),
                     x_ideal: g.map(|s| s.x_ideal),
+                    x_placement: g.map(|s| s.x_placement),
                     moved_to_hbm_bytes: g.map(|s| s.moved_to_hbm_bytes),
                     moved_to_ext_bytes: g.map(|s| s.moved_to_ext_bytes),
                     decode_time_change_pct: pct(
@@ -516,7 +520,8 @@ impl State {
             run_s,
             scenario: self.scenario.name.clone(),
             scenario_error: self.scenario_error.clone(),
-            ideal_bound_s: self.ideal_bound_s,
+            ideal_bound_s: self.bounds.map(|b| b.0),
+            placement_bound_s: self.bounds.map(|b| b.1),
             rows,
         }
     }
@@ -627,24 +632,28 @@ pub fn render(r: &Refresh) -> String {
         "alpha attn",
         "change",
         "x ideal",
+        "x placement",
         "GB to HBM",
         "GB to EXT",
     ]);
     let f = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "-".into());
     let gb = |x: Option<u64>| x.map(crate::results::gb).unwrap_or_else(|| "-".into());
-    if let Some(b) = r.ideal_bound_s {
-        t.add_row([
-            "ideal".to_string(),
-            "-".into(),
-            String::new(),
-            format!("{b:.6}"),
-            String::new(),
-            "-".into(),
-            String::new(),
-            "1.0000".into(),
-            "-".into(),
-            "-".into(),
-        ]);
+    if let (Some(ideal), Some(placement)) = (r.ideal_bound_s, r.placement_bound_s) {
+        for (name, b) in [("ideal", ideal), ("placement", placement)] {
+            t.add_row([
+                name.to_string(),
+                "(bound)".into(),
+                String::new(),
+                format!("{b:.6}"),
+                String::new(),
+                "-".into(),
+                String::new(),
+                format!("{:.4}", b / ideal),
+                format!("{:.4}", b / placement),
+                "-".into(),
+                "-".into(),
+            ]);
+        }
     }
     for row in &r.rows {
         let status = match row.status {
@@ -662,6 +671,7 @@ pub fn render(r: &Refresh) -> String {
             f(row.alpha_attn, 4),
             arrow(row.alpha_attn_change_pct),
             f(row.x_ideal, 4),
+            f(row.x_placement, 4),
             gb(row.moved_to_hbm_bytes),
             gb(row.moved_to_ext_bytes),
         ];

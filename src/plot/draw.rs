@@ -323,6 +323,7 @@ pub(super) fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &B
         .iter()
         .copied()
         .chain(b.ideal_s)
+        .chain(b.placement_s)
         .fold(0.0, f64::max);
     let (d, unit) = time_unit(max);
     let xmax = if max > 0.0 { max / d * 1.18 } else { 1.0 };
@@ -379,33 +380,42 @@ pub(super) fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &B
             r
         }))
         .map_err(de)?;
-    if let Some(ideal) = b.ideal_s {
+    // Bars are labelled with their multiple of the tighter bound there is.
+    if let Some(bound) = b.placement_s.or(b.ideal_s) {
         chart
             .draw_series(b.values_s.iter().enumerate().map(|(rank, &v)| {
                 let i = n - 1 - rank;
                 Text::new(
-                    format!("{:.2}×", v / ideal),
+                    format!("{:.2}×", v / bound),
                     (v / d, SegmentValue::CenterOf(i)),
                     font(TICK_PX - 2).pos(Pos::new(HPos::Left, VPos::Center)),
                 )
             }))
             .map_err(de)?;
-        let x = ideal / d;
+    }
+    // The ideal bound's label sits left of its line, the placement bound's (never smaller)
+    // right of its own, so the two never overlap.
+    for (bound, name, color, side) in [
+        (b.ideal_s, "ideal bound", IDEAL, HPos::Right),
+        (b.placement_s, "placement bound", PLACEMENT, HPos::Left),
+    ] {
+        let Some(bound) = bound else { continue };
+        let x = bound / d;
         chart
             .draw_series(DashedLineSeries::new(
                 [(x, SegmentValue::Exact(0)), (x, SegmentValue::Exact(n))],
                 7,
                 5,
-                ShapeStyle::from(&RGBColor(200, 30, 30)).stroke_width(2),
+                ShapeStyle::from(&color).stroke_width(2),
             ))
             .map_err(de)?;
         chart
             .draw_series(std::iter::once(Text::new(
-                format!("ideal bound {}", tick(x)),
+                format!("{name} {}", tick(x)),
                 (x, SegmentValue::Exact(n)),
                 font(TICK_PX - 2)
-                    .color(&RGBColor(200, 30, 30))
-                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                    .color(&color)
+                    .pos(Pos::new(side, VPos::Bottom)),
             )))
             .map_err(de)?;
     }

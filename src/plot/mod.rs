@@ -80,6 +80,10 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(170, 150, 0),
 ];
 const REFERENCE: RGBColor = RGBColor(110, 110, 110);
+/// The placement bound's lines (SPEC 13).
+const PLACEMENT: RGBColor = RGBColor(30, 80, 200);
+/// The ideal bound's line on the decode-time bars.
+const IDEAL: RGBColor = RGBColor(200, 30, 30);
 const GRID: RGBColor = RGBColor(225, 225, 225);
 const NO_DATA: RGBColor = RGBColor(215, 215, 215);
 
@@ -154,6 +158,7 @@ struct Bars {
     labels: Vec<String>,
     values_s: Vec<f64>,
     ideal_s: Option<f64>,
+    placement_s: Option<f64>,
 }
 
 impl Chart {
