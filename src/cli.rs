@@ -11,7 +11,7 @@ use kvtier::compare::{Comparison, GroupBy, PairSeries};
 use kvtier::engine::Policy;
 use kvtier::policy::{self, Kind, PolicyRef};
 use kvtier::results::{render, Format};
-use kvtier::scenario::{ByteSize, Scenario, ScenarioFile};
+use kvtier::scenario::{ByteSize, MigrationMode, Scenario, ScenarioFile};
 use kvtier::series::StepSeries;
 use kvtier::trace::{self, stats, TraceFormat};
 use kvtier::{simulate, simulate_into};
@@ -332,51 +332,80 @@ pub fn bench(
     placement: Option<&str>,
     migration: Option<&str>,
     params: &[String],
+    modes: &[MigrationMode],
 ) -> Result<()> {
     let base = Scenario::load(path)?;
-    let mut configs = vec![base.clone()];
+    let mut sizes = vec![base.clone()];
     for &p in prefills {
-        configs.push(with_prefill(&base, p, path)?);
+        sizes.push(with_prefill(&base, p, path)?);
     }
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; figures are meaningless (use cargo run --release)");
     }
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec![
+    let mut header = vec![
         "prefill",
         "positions",
+        "migration mode",
         "runs",
         "median s",
         "min s",
         "median s / 1k positions",
         "decode time (sim) s",
-    ]);
+    ];
+    if modes.len() > 1 {
+        header.push("median / first mode");
+    }
+    t.set_header(header);
     let mut name = String::new();
-    for sc in &configs {
-        let mut times = Vec::with_capacity(repeat);
-        let mut sim_time = 0.0;
+    for sc in &sizes {
+        // One scenario per mode; runs alternate between them so that a noisy machine slows
+        // every mode alike.
+        let configs: Vec<Scenario> = if modes.is_empty() {
+            vec![sc.clone()]
+        } else {
+            modes
+                .iter()
+                .map(|&m| {
+                    let mut f = sc.file.clone();
+                    f.memory.migration = m;
+                    Scenario::from_file(f, Some(path))
+                })
+                .collect::<Result<_>>()?
+        };
+        let mut times = vec![Vec::with_capacity(repeat); configs.len()];
+        let mut sim_time = vec![0.0; configs.len()];
         for _ in 0..repeat.max(1) {
-            // Scripts compile inside the timed region: a user pays for it on every run.
-            let start = Instant::now();
-            let mut policy = load_policy(sc, placement, migration, params)?;
-            name = policy.name();
-            let s = simulate(sc, policy.as_mut(), None)?;
-            times.push(start.elapsed().as_secs_f64());
-            sim_time = s.decode_time_s;
+            for (i, c) in configs.iter().enumerate() {
+                // Scripts compile inside the timed region: a user pays for it on every run.
+                let start = Instant::now();
+                let mut policy = load_policy(c, placement, migration, params)?;
+                name = policy.name();
+                let s = simulate(c, policy.as_mut(), None)?;
+                times[i].push(start.elapsed().as_secs_f64());
+                sim_time[i] = s.decode_time_s;
+            }
         }
-        let min = times.iter().copied().fold(f64::INFINITY, f64::min);
-        let med = median(&mut times);
-        let positions = sc.sizes.positions();
-        t.add_row(vec![
-            sc.sizes.prefill.to_string(),
-            positions.to_string(),
-            times.len().to_string(),
-            format!("{med:.4}"),
-            format!("{min:.4}"),
-            format!("{:.6}", med / positions as f64 * 1000.0),
-            format!("{sim_time:.6}"),
-        ]);
+        let medians: Vec<f64> = times.iter_mut().map(|v| median(v)).collect();
+        for (i, c) in configs.iter().enumerate() {
+            let min = times[i].iter().copied().fold(f64::INFINITY, f64::min);
+            let positions = c.sizes.positions();
+            let mut row = vec![
+                c.sizes.prefill.to_string(),
+                positions.to_string(),
+                c.file.memory.migration.name().to_string(),
+                times[i].len().to_string(),
+                format!("{:.4}", medians[i]),
+                format!("{min:.4}"),
+                format!("{:.6}", medians[i] / positions as f64 * 1000.0),
+                format!("{:.6}", sim_time[i]),
+            ];
+            if modes.len() > 1 {
+                row.push(format!("{:.3}", medians[i] / medians[0]));
+            }
+            t.add_row(row);
+        }
     }
     println!(
         "bench: {} with placement {name}, skip source {:?}",

@@ -73,6 +73,10 @@ enum Command {
         migration: Option<String>,
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
+        /// Run each configuration in these migration modes (`sync`, `async`), interleaved run
+        /// by run, and print each mode's median as a ratio to the first mode's.
+        #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
+        modes: Vec<kvtier::scenario::MigrationMode>,
     },
     /// Run every (placement, migration) pair of a scenario, in parallel, and rank them.
     Compare {
@@ -452,6 +456,7 @@ fn dispatch(c: Command) -> Result<()> {
             placement,
             migration,
             params,
+            modes,
         } => cli::bench(
             &scenario,
             repeat,
@@ -459,6 +464,7 @@ fn dispatch(c: Command) -> Result<()> {
             placement.as_deref(),
             migration.as_deref(),
             &params,
+            &modes,
         ),
     }
 }

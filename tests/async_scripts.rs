@@ -108,7 +108,7 @@ impl Policy for QueueWatch {
 fn alpha_queue(guarded: bool) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(repo().join("policies/migration/alpha.rhai")).unwrap();
-    let guard = "    if !ctx.queued(l).is_empty() || ctx.copy_queue_bytes > ctx.param(\"max_queue\", cap) {\n        return;\n    }\n";
+    let guard = "    if backlog > 0 && (backlog > ctx.param(\"max_queue\", cap) || !ctx.queued(l).is_empty()) {\n        return;\n    }\n";
     assert!(text.contains(guard), "the alpha script's async guard moved");
     let path: PathBuf = dir.path().join("alpha.rhai");
     let body = if guarded {

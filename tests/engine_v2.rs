@@ -437,3 +437,36 @@ fn mlp_rows_bound_at_their_own_time_without_copies() {
     assert_eq!(r.placement_bound_s, 10.0);
     assert!(r.charges.copy > 0 && r.time_s > 10.0);
 }
+
+// ---- kvtier scenario show
+
+#[test]
+fn scenario_show_gives_the_v2_figures() {
+    let mut f = with_compute(tiny_file(), 50.0);
+    f.ext.link_write_bandwidth = Some(Bandwidth(10.0));
+    let sc = build(f);
+    let rows = kvtier::results::scenario_rows(&sc);
+    let get = |k: &str| {
+        rows.iter()
+            .find(|r| r.0 == k)
+            .unwrap_or_else(|| panic!("no row {k:?}"))
+            .1
+            .clone()
+    };
+    assert_eq!(
+        get("bandwidth HBM / LINK read / LINK write / EXTI"),
+        "100 B/s / 20 B/s / 10 B/s / 40 B/s"
+    );
+    // Attention at the first step reads 4 positions: 200 + 40 x 4; at the last, 6: 200 + 240.
+    assert!(get("FLOPs per attention sublayer, first / last step")
+        .starts_with("3.600000e2 / 4.400000e2 (q_heads 2, head_dim 5)"));
+    assert_eq!(get("FLOPs per MLP sublayer"), "4.000000e2");
+    // First step: compute 360 / 50 = 7.2 s against the best split's 5 s (d = 300 B: 500 / 100
+    // on HBM, 100 / 20 over the link); last step 8.8 s against 6.67 s; MLP 8 s against 4 s.
+    assert_eq!(
+        get("compute-bound layers at the best split, first / last step"),
+        "attention 2 / 2, MLP 2 / 2 of 2 layers"
+    );
+    // Every row compute-bound: attention 7.2 + 8 + 8.8 s, MLP 3 x 8 s, two layers: 96 s.
+    assert_eq!(get("placement bound, no-skip run"), "96.000000 s");
+}

@@ -163,7 +163,7 @@ pub struct MemorySection {
     pub copy_write_bandwidth: Option<Bandwidth>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationMode {
     /// SPEC 6: a move is charged to the step phase or sublayer that asks for it.
