@@ -255,12 +255,12 @@ pub fn bound_cells(c: &Comparison) -> Vec<Vec<String>> {
     let (Some(ideal), Some(placement)) = (c.ideal_bound_s, c.placement_bound_s) else {
         return Vec::new();
     };
-    [("ideal", ideal), ("placement", placement)]
+    [("ideal bound", ideal), ("placement bound", placement)]
         .into_iter()
         .map(|(name, b)| {
             let mut v = vec![
                 name.to_string(),
-                "(bound)".to_string(),
+                "-".to_string(),
                 format!("{b:.6}"),
                 format!("{:.3}", c.tokens as f64 / b),
                 format!("{:.4}", b / ideal),

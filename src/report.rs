@@ -84,8 +84,11 @@ pub fn html(scenario: &Scenario, c: &Comparison, pairs: &[PairSeries]) -> Result
     h.push_str("</table>\n");
 
     h.push_str("<h2>Comparison</h2>\n");
-    if let Some(b) = c.ideal_bound_s {
-        let _ = writeln!(h, "<p>Ideal bound: {b:.6} s. Rows best first.</p>");
+    if let (Some(b), Some(p)) = (c.ideal_bound_s, c.placement_bound_s) {
+        let _ = writeln!(
+            h,
+            "<p>Ideal bound (every byte split freely between the tiers): {b:.6} s. Placement bound (weights where the scenario puts them, each attention sublayer's KV at its best split): {p:.6} s. Rows best first.</p>"
+        );
     }
     h.push_str("<table id=\"comparison\">\n<tr>");
     for col in compare::HEADER {

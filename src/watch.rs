@@ -639,10 +639,10 @@ pub fn render(r: &Refresh) -> String {
     let f = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or_else(|| "-".into());
     let gb = |x: Option<u64>| x.map(crate::results::gb).unwrap_or_else(|| "-".into());
     if let (Some(ideal), Some(placement)) = (r.ideal_bound_s, r.placement_bound_s) {
-        for (name, b) in [("ideal", ideal), ("placement", placement)] {
+        for (name, b) in [("ideal bound", ideal), ("placement bound", placement)] {
             t.add_row([
                 name.to_string(),
-                "(bound)".into(),
+                "-".into(),
                 String::new(),
                 format!("{b:.6}"),
                 String::new(),

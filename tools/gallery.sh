@@ -64,7 +64,7 @@ HEAD
         echo
         echo "Table: [$s/table.md](gallery/$s/table.md) (\`kvtier compare scenarios/$s.toml --by placement\`)."
         echo
-        echo "### Decode time per pair, with the ideal bound"
+        echo "### Decode time per pair, with the ideal and placement bounds"
         echo
         echo "![decode time, $s](gallery/$s/decode-time.svg)"
         echo
