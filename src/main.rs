@@ -227,8 +227,8 @@ pub struct SweepPlot {
     #[arg(long)]
     plot: Option<PathBuf>,
     /// What the charts plot: a summary field (decode_time_s, tokens_per_s, x_ideal,
-    /// alpha_attn, alpha_mlp, alpha_bytes, moved_to_hbm_bytes, moved_to_ext_bytes,
-    /// peak_hbm_kv_bytes).
+    /// x_placement, placement_bound_s, compute_bound_rows, queued_at_end_bytes, alpha_attn,
+    /// alpha_mlp, alpha_bytes, moved_to_hbm_bytes, moved_to_ext_bytes, peak_hbm_kv_bytes).
     #[arg(long, default_value = "decode_time_s")]
     metric: String,
 }

@@ -788,6 +788,7 @@ pub const PLOT_METRICS: &[&str] = &[
     "x_placement",
     "placement_bound_s",
     "compute_bound_rows",
+    "queued_at_end_bytes",
     "alpha_attn",
     "alpha_mlp",
     "alpha_bytes",
