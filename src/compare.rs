@@ -142,7 +142,7 @@ fn run_pairs(
                     None => crate::simulate(scenario, pol.as_mut(), csv.as_deref()),
                 }
             };
-            let outcome = match run() {
+            let outcome = match crate::no_panic(&mut run) {
                 Ok(s) => Outcome::Summary(Box::new(s)),
                 Err(e) => {
                     series = None;

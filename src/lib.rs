@@ -33,6 +33,22 @@ use crate::memory::Tier;
 use crate::results::{CsvSink, Summary};
 use crate::scenario::Scenario;
 
+/// Runs `f`, turning a panic into an error. A panic is a bug in kvtier; caught per pair, it
+/// becomes that pair's error instead of ending a whole comparison, sweep or watch session.
+pub fn no_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            bail!("internal error (a bug in kvtier; please report it with the inputs): {msg}")
+        }
+    }
+}
+
 /// The native placements built into the core, by name.
 pub fn native_policy(name: &str) -> Result<Box<dyn Policy>> {
     match name {

@@ -41,3 +41,14 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> Result<()>
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
+
+/// `text` cut to at most `max` characters, saying how many were left out (for messages that may
+/// quote user input).
+pub fn truncated(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max).collect();
+    format!("{kept}... ({} more characters)", n - max)
+}

@@ -401,7 +401,7 @@ impl Sweep {
                     });
                     crate::simulate(&point.scenario, pol.as_mut(), csv.as_deref())
                 };
-                let outcome = match go() {
+                let outcome = match crate::no_panic(go) {
                     Ok(s) => Outcome::Summary(Box::new(s)),
                     Err(e) => Outcome::Error(format!("{e:#}")),
                 };

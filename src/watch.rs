@@ -577,7 +577,7 @@ fn run_pairs(
                 let totals = engine::run(scenario, pol.as_mut(), &mut CancelSink(cancel))?;
                 Ok(Summary::new(scenario, pol.name(), &totals))
             };
-            let r = run();
+            let r = crate::no_panic(run);
             let cancelled = r
                 .as_ref()
                 .err()

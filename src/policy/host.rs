@@ -68,8 +68,13 @@ pub struct Script {
     pub label: String,
     source: String,
     ast: AST,
-    hooks: [Option<Position>; 3],
+    /// 1-based line and column of each hook's `fn`.
+    hooks: [Option<(usize, usize)>; 3],
 }
+
+/// Most lines, and most characters on a line, in a script: Rhai keeps positions in 16 bits, so
+/// past this an error could not say where it is.
+pub const MAX_SCRIPT_LINES: usize = u16::MAX as usize;
 
 impl Script {
     /// Reads and compiles `path`. Compile errors name `file:line:col`.
@@ -80,10 +85,30 @@ impl Script {
     }
 
     pub fn compile(engine: &Engine, path: &Path, source: String) -> Result<Script> {
+        let lines = source.lines().count();
+        if lines > MAX_SCRIPT_LINES {
+            bail!(
+                "{}: {lines} lines: a script may have at most {MAX_SCRIPT_LINES} lines, so that every error can say where it is (move data to parameters or split the script)",
+                path.display()
+            );
+        }
+        if let Some((i, l)) = source
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.chars().count() > MAX_SCRIPT_LINES)
+        {
+            bail!(
+                "{}:{}: {} characters on one line: a script line may have at most {MAX_SCRIPT_LINES}",
+                path.display(),
+                i + 1,
+                l.chars().count()
+            );
+        }
         let mut ast = engine
             .compile(&source)
             .map_err(|e| parse_error(path, &source, &e))?;
         ast.set_source(path.display().to_string());
+        let code = code_only(&source);
         let mut hooks = [None; 3];
         for (i, h) in [Hook::Place, Hook::OnStep, Hook::OnLayer]
             .iter()
@@ -101,13 +126,12 @@ impl Script {
                 bail!(
                     "{}:{}: fn {} must take one parameter (ctx), found {} parameter(s)",
                     path.display(),
-                    fn_line(&source, h.name()).map_or(1, |p| p.0),
+                    fn_line(&code, h.name()).map_or(1, |p| p.0),
                     h.name(),
                     found[0]
                 );
             }
-            let (line, col) = fn_line(&source, h.name()).unwrap_or((1, 1));
-            hooks[i] = Some(Position::new(line as u16, col as u16));
+            hooks[i] = Some(fn_line(&code, h.name()).unwrap_or((1, 1)));
         }
         let label = path
             .file_stem()
@@ -153,7 +177,7 @@ impl Script {
         let (pos, note) = match pos {
             Some(p) => (p, ""),
             None => (
-                self.hooks[h as usize].unwrap_or(Position::new(1, 1)),
+                self.hooks[h as usize].unwrap_or((1, 1)),
                 if limit {
                     " (limit errors carry no position: showing the hook)"
                 } else {
@@ -171,7 +195,7 @@ impl Script {
 
     /// Error for a hook that ran but returned something it may not.
     fn value_error(&self, h: Hook, msg: &str) -> anyhow::Error {
-        let pos = self.hooks[h as usize].unwrap_or(Position::new(1, 1));
+        let pos = self.hooks[h as usize].unwrap_or((1, 1));
         located(
             &self.path,
             &self.source,
@@ -181,44 +205,126 @@ impl Script {
     }
 }
 
-/// 1-based line and column of `fn name(` in `source`, skipping comment lines.
-fn fn_line(source: &str, name: &str) -> Option<(usize, usize)> {
-    let pat = format!("fn {name}");
-    for (i, line) in source.lines().enumerate() {
-        let t = line.trim_start();
-        if t.starts_with("//") {
-            continue;
-        }
-        if let Some(c) = line.find(&pat) {
-            let rest = line[c + pat.len()..].trim_start();
-            if rest.starts_with('(') {
-                return Some((i + 1, c + 1));
+/// `source` with every comment and string literal blanked out (newlines kept), so that a
+/// search for code finds only code at its own line and column.
+fn code_only(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let chars: Vec<char> = source.chars().collect();
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    let mut i = 0;
+    while i < chars.len() {
+        let (c, next) = (chars[i], chars.get(i + 1).copied());
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
             }
+        } else if c == '/' && next == Some('*') {
+            // Rhai block comments nest.
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == '"' || c == '`' || c == '\'' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                if chars[i] == '\\' && c != '`' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+            if i < chars.len() {
+                out.push(' ');
+                i += 1;
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// 1-based line and column (in characters) of `fn name(` in `code` (see [`code_only`]).
+fn fn_line(code: &str, name: &str) -> Option<(usize, usize)> {
+    let pat = format!("fn {name}");
+    for (i, line) in code.lines().enumerate() {
+        let mut from = 0;
+        while let Some(c) = line[from..].find(&pat).map(|c| c + from) {
+            let before_ok = line[..c]
+                .chars()
+                .next_back()
+                .is_none_or(|b| !(b.is_alphanumeric() || b == '_'));
+            let rest = line[c + pat.len()..].trim_start();
+            if before_ok && rest.starts_with('(') {
+                return Some((i + 1, line[..c].chars().count() + 1));
+            }
+            from = c + pat.len();
         }
     }
     None
 }
 
 /// The innermost error of a chain of function-call errors, with the deepest known position.
-fn innermost(e: &EvalAltResult) -> (Option<Position>, &EvalAltResult) {
-    let mut best = (!e.position().is_none()).then(|| e.position());
+fn innermost(e: &EvalAltResult) -> (Option<(usize, usize)>, &EvalAltResult) {
+    let mut best = line_col(e.position());
     let mut cur = e;
     while let EvalAltResult::ErrorInFunctionCall(_, _, inner, pos) = cur {
-        if !pos.is_none() {
-            best = Some(*pos);
-        }
+        best = line_col(*pos).or(best);
         cur = inner;
-        if !cur.position().is_none() {
-            best = Some(cur.position());
-        }
+        best = line_col(cur.position()).or(best);
     }
     (best, cur)
 }
 
-fn located(path: &Path, source: &str, pos: Position, msg: &str) -> anyhow::Error {
-    let line = pos.line().unwrap_or(1);
-    let col = pos.position().unwrap_or(1);
-    let src = source.lines().nth(line - 1).unwrap_or("");
+/// At most 120 characters of a source line, around 1-based column `col`, with `...` where it
+/// was cut (a 10 MB string literal is not echoed into an error).
+fn excerpt(line: &str, col: usize) -> String {
+    const WIDTH: usize = 120;
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= WIDTH {
+        return line.to_string();
+    }
+    let start = col.saturating_sub(1 + WIDTH / 2).min(chars.len() - WIDTH);
+    let mut out = String::new();
+    if start > 0 {
+        out.push_str("...");
+    }
+    out.extend(&chars[start..start + WIDTH]);
+    if start + WIDTH < chars.len() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// A Rhai position as 1-based line and column; `None` when it has none.
+fn line_col(pos: Position) -> Option<(usize, usize)> {
+    Some((pos.line()?, pos.position().unwrap_or(1)))
+}
+
+fn located(path: &Path, source: &str, (line, col): (usize, usize), msg: &str) -> anyhow::Error {
+    let line = line.max(1);
+    let src = excerpt(source.lines().nth(line - 1).unwrap_or(""), col);
+    let msg = crate::output::truncated(msg, 600);
     anyhow!("{}:{line}:{col}: {msg}\n  {line} | {src}", path.display())
 }
 
@@ -227,7 +333,8 @@ fn parse_error(path: &Path, source: &str, e: &ParseError) -> anyhow::Error {
     if let Some(i) = msg.find(" (line ") {
         msg.truncate(i);
     }
-    located(path, source, e.position(), &format!("syntax error: {msg}"))
+    let pos = line_col(e.position()).unwrap_or((1, 1));
+    located(path, source, pos, &format!("syntax error: {msg}"))
 }
 
 /// Where new entries go: a native tier or a script's `place`.
