@@ -128,3 +128,20 @@ fn a_huge_line_is_not_echoed_whole_into_the_error() {
         stderr(&o).len()
     );
 }
+
+// ---- 6. determinism: no clock
+
+#[test]
+fn scripts_cannot_read_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(
+        dir.path(),
+        "clock.rhai",
+        "fn place(ctx) {\n    let t = timestamp();\n    if t.elapsed > 0.0 { \"hbm\" } else { \"ext\" }\n}\n",
+    );
+    let o = kvtier()
+        .args(["run", &tiny(), "--placement", &s])
+        .output()
+        .unwrap();
+    fails_with(&o, &["clock.rhai:2:", "timestamp"]);
+}
