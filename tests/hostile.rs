@@ -145,3 +145,70 @@ fn scripts_cannot_read_the_clock() {
         .unwrap();
     fails_with(&o, &["clock.rhai:2:", "timestamp"]);
 }
+
+// ---- 7. overflow and absurd quantities
+
+fn tiny_with(from: &str, to: &str) -> String {
+    let text = fs::read_to_string(tiny()).unwrap();
+    assert!(text.contains(from), "tiny.toml has no {from:?}");
+    text.replace(from, to)
+}
+
+fn run_scenario(text: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), "s.toml", text);
+    kvtier().args(["run", &s]).output().unwrap()
+}
+
+#[test]
+fn kv_sizes_that_overflow_64_bits_are_refused() {
+    let o = run_scenario(&tiny_with(
+        "kv_bytes = \"100 B\"",
+        "kv_heads = 1099511627776\nhead_dim = 1099511627776",
+    ));
+    fails_with(
+        &o,
+        &[
+            "s.toml",
+            "model.kv_heads x model.head_dim",
+            "overflows 64-bit",
+        ],
+    );
+    // Fits a u64 per entry, but not summed over a run.
+    let o = run_scenario(&tiny_with("kv_bytes = \"100 B\"", "kv_bytes = \"9e17 B\""));
+    fails_with(
+        &o,
+        &[
+            "s.toml",
+            "more than the 4611686018427387904 bytes a run can count",
+        ],
+    );
+}
+
+#[test]
+fn absurd_sizes_and_bandwidths_are_refused_with_the_valid_range() {
+    let o = run_scenario(&tiny_with("capacity = \"2300 B\"", "capacity = 1e30"));
+    fails_with(&o, &["s.toml:", "hbm.capacity", "at most 1e18 bytes"]);
+    let o = run_scenario(&tiny_with("bandwidth = \"100 B/s\"", "bandwidth = 1e-300"));
+    fails_with(&o, &["field `hbm.bandwidth`", "from 1e-6 B/s to 1e18 B/s"]);
+    // An exponent is a number, not a unit.
+    let o = run_scenario(&tiny_with(
+        "capacity = \"2300 B\"",
+        "capacity = \"2.3e3 B\"",
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+// ---- 8. defaults adapt to the model
+
+#[test]
+fn a_one_layer_model_runs_with_the_default_dense_layers() {
+    // heavy_hitter's default dense_layers is 2; with one layer it means "all layers".
+    let text = tiny_with("layers = 2", "layers = 1")
+        .replace("source = \"none\"", "source = \"heavy_hitter\"\nrate = 0.3");
+    let o = run_scenario(&text);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Given explicitly, a count above the model's layers is still an error.
+    let o = run_scenario(&text.replace("rate = 0.3", "rate = 0.3\ndense_layers = 2"));
+    fails_with(&o, &["field `skip.dense_layers` = 2", "model.layers (1)"]);
+}

@@ -323,8 +323,11 @@ pub struct SkipSection {
     pub page: u64,
     /// Share of the important (read) set kept from one step to the next.
     pub keep: f64,
-    /// Leading layers never skipped (tokens, layers or MLP).
+    /// Leading layers never skipped (tokens, layers or MLP); a default above the model's layer
+    /// count means all layers (it is only an error when given).
     pub dense_layers: u64,
+    /// Whether the file gave `dense_layers` (a default adapts to the model, a given value not).
+    pub dense_layers_given: bool,
     /// How much the per-layer skipped share grows with depth: the shallowest sparse layer gets
     /// `mean * (1 - depth_spread)`, the deepest `mean * (1 + depth_spread)`.
     pub depth_spread: f64,
@@ -375,6 +378,7 @@ impl TryFrom<SkipRaw> for SkipSection {
             page: r.page.unwrap_or(d.2),
             keep: r.keep.unwrap_or(d.3),
             dense_layers: r.dense_layers.unwrap_or(d.4),
+            dense_layers_given: r.dense_layers.is_some(),
             depth_spread: r.depth_spread.unwrap_or(d.5),
         })
     }

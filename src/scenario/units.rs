@@ -34,11 +34,23 @@ fn unit_factor(unit: &str) -> Option<f64> {
     })
 }
 
-fn split_number_unit(s: &str) -> Option<(f64, &str)> {
-    let s = s.trim();
-    let idx = s.find(|c: char| c.is_ascii_alphabetic())?;
-    let num: f64 = s[..idx].trim().replace('_', "").parse().ok()?;
-    Some((num, s[idx..].trim()))
+/// Largest size a scenario may give: 1e18 bytes (1 EB). Beyond it sums of bytes over a run could
+/// leave 64 bits.
+pub const MAX_BYTES: f64 = 1e18;
+
+/// Bytes of a size, or an error naming the value and the largest accepted.
+fn size_bytes<E: de::Error>(bytes: f64, given: &dyn fmt::Display) -> Result<ByteSize, E> {
+    if !(bytes.is_finite() && bytes >= 0.0) {
+        return Err(E::custom(format!(
+            "size {given} is not a finite number >= 0"
+        )));
+    }
+    if bytes > MAX_BYTES {
+        return Err(E::custom(format!(
+            "size {given} is {bytes:e} bytes: at most 1e18 bytes (1 EB) is accepted"
+        )));
+    }
+    Ok(ByteSize(round_half_up(bytes)))
 }
 
 struct ByteSizeVisitor;
@@ -57,17 +69,12 @@ impl Visitor<'_> for ByteSizeVisitor {
         self.visit_f64(v as f64)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(E::custom(format!(
-                "size {v} GB is not a finite number >= 0"
-            )));
-        }
-        Ok(ByteSize(round_half_up(v * GB)))
+        size_bytes(v * GB, &format_args!("{v} GB"))
     }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<ByteSize, E> {
-        let (num, unit) = split_number_unit(s).ok_or_else(|| {
+        let (num, unit) = split_number_exp(s).ok_or_else(|| {
             E::custom(format!(
-                "cannot read size {s:?}: expected e.g. \"57344 B\" or \"141 GB\""
+                "cannot read size {s:?}: expected e.g. \"57344 B\", \"1e15 B\" or \"141 GB\""
             ))
         })?;
         let factor = unit_factor(unit).ok_or_else(|| {
@@ -75,10 +82,7 @@ impl Visitor<'_> for ByteSizeVisitor {
                 "unknown size unit {unit:?} in {s:?}: use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB"
             ))
         })?;
-        if !(num.is_finite() && num >= 0.0) {
-            return Err(E::custom(format!("size {s:?} is not a finite number >= 0")));
-        }
-        Ok(ByteSize(round_half_up(num * factor)))
+        size_bytes(num * factor, &format_args!("{s:?}"))
     }
 }
 
@@ -113,7 +117,7 @@ impl Visitor<'_> for BandwidthVisitor {
                 "cannot read bandwidth {s:?}: expected e.g. \"900 GB/s\" or \"100 B/s\""
             ))
         };
-        let (num, unit) = split_number_unit(s).ok_or_else(bad)?;
+        let (num, unit) = split_number_exp(s).ok_or_else(bad)?;
         let unit = unit.strip_suffix("/s").ok_or_else(bad)?;
         let factor = unit_factor(unit).ok_or_else(|| {
             E::custom(format!(
@@ -157,7 +161,8 @@ fn split_number_exp(s: &str) -> Option<(f64, &str)> {
         }
     }
     let num: f64 = s[..end].trim().replace('_', "").parse().ok()?;
-    Some((num, s[end..].trim()))
+    let unit = s[end..].trim();
+    (!unit.is_empty()).then_some((num, unit))
 }
 
 /// A deserializer for a quantity that is a number in its default unit or a string with a unit

@@ -21,8 +21,12 @@ impl Check {
         }
     }
     fn positive_bw(&mut self, field: &str, v: f64) {
-        if !(v.is_finite() && v > 0.0) {
-            self.fail(field, format!("{} GB/s", v / GB), "must be a bandwidth > 0");
+        if !(v.is_finite() && (MIN_BANDWIDTH..=MAX_BANDWIDTH).contains(&v)) {
+            self.fail(
+                field,
+                format!("{} GB/s", v / GB),
+                "must be a bandwidth > 0, from 1e-6 B/s to 1e18 B/s (1e9 GB/s)",
+            );
         }
     }
     fn rates(&mut self, field: &str, r: &LayerRates, layers: u64) {
@@ -43,6 +47,15 @@ impl Check {
         }
     }
 }
+
+/// Bandwidths a scenario may give, in bytes/s: outside, times leave the range where sums over a
+/// run stay finite and exact enough.
+pub const MIN_BANDWIDTH: f64 = 1e-6;
+pub const MAX_BANDWIDTH: f64 = 1e18;
+
+/// Most bytes a run may read in all (decode steps x (weights + every KV entry)): sums of bytes
+/// over a run are kept in 64 bits.
+pub const MAX_RUN_BYTES: u64 = 1 << 62;
 
 /// Largest run we accept: positions and steps are kept in memory as bitsets per layer.
 pub const MAX_POSITIONS: u64 = 1 << 26;
@@ -119,7 +132,21 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
                 if d == 0 {
                     c.fail("model.head_dim", d, "must be >= 1");
                 }
-                2 * h * d * m.kv_dtype_bytes
+                match 2u64
+                    .checked_mul(h)
+                    .and_then(|x| x.checked_mul(d))
+                    .and_then(|x| x.checked_mul(m.kv_dtype_bytes))
+                {
+                    Some(b) => b,
+                    None => {
+                        c.fail(
+                            "model.kv_heads x model.head_dim",
+                            format!("{h} x {d}"),
+                            "2 x kv_heads x head_dim x kv_dtype_bytes overflows 64-bit bytes: give real head counts",
+                        );
+                        0
+                    }
+                }
             }
             None => {
                 c.fail("model.head_dim", "missing", "`kv_heads` needs `head_dim`");
@@ -236,7 +263,7 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
     if s.page == 0 || s.page > 1 << 16 {
         c.fail("skip.page", s.page, "must be in 1..=65536 positions");
     }
-    if s.dense_layers > m.layers {
+    if s.dense_layers > m.layers && s.dense_layers_given {
         c.fail(
             "skip.dense_layers",
             s.dense_layers,
@@ -333,6 +360,19 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
         .checked_mul(w.batch)
         .ok_or_else(|| anyhow!("KV entry size overflows 64-bit bytes"))?;
     let prefill = w.prefill as usize;
+    // Every KV entry of the run and every weight read at every step must fit the 64-bit sums.
+    let all_entries = (w.prefill + w.decode) * m.layers;
+    let run_bytes = entry_bytes
+        .checked_mul(all_entries)
+        .and_then(|kv| kv.checked_add(weights_bytes))
+        .and_then(|b| b.checked_mul(w.decode))
+        .filter(|&b| b <= MAX_RUN_BYTES);
+    if run_bytes.is_none() {
+        bail!(
+            "KV entry {entry_bytes} B x {all_entries} entries (layers x positions) plus {weights_bytes} B of weights, read over {} decode steps, is more than the {MAX_RUN_BYTES} bytes a run can count: lower `model.kv_bytes` / heads, `workload.batch`, the positions or `model.params`",
+            w.decode
+        );
+    }
     let prefill_kv_bytes = entry_bytes * w.prefill * m.layers;
     let initial_hbm_kv_bytes = entry_bytes * initial_hbm_entries(f, layers, prefill) as u64;
     let capacity_bytes = f.hbm.capacity.0;
