@@ -8,6 +8,7 @@
 pub mod bounds;
 pub mod compare;
 pub mod engine;
+pub mod input;
 pub mod memory;
 pub mod output;
 pub mod plot;

@@ -117,8 +117,7 @@ fn strategies(spec: &str, kind: Kind, dir: &Path) -> Result<Vec<PolicyRef>> {
 /// Reads, checks and expands a study file: every point is validated and every script found
 /// before anything runs.
 pub fn load(path: &Path) -> Result<Sweep> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read study {}", path.display()))?;
+    let text = crate::input::read_text(path, "study")?;
     let label = path.display().to_string();
     let file: StudyFile =
         toml::from_str(&text).map_err(|e| crate::scenario::toml_error(&label, &text, &e))?;

@@ -235,8 +235,7 @@ impl Point {
 
 /// Every combination of the varied values (the first `--vary` changes slowest), each validated.
 pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
-    let text = std::fs::read_to_string(base)
-        .with_context(|| format!("cannot read scenario {}", base.display()))?;
+    let text = crate::input::read_text(base, "scenario")?;
     let table: toml::Table =
         toml::from_str(&text).map_err(|e| anyhow!("{}: {}", base.display(), e.message()))?;
     // The base itself must be valid, with its own line-numbered errors.

@@ -335,14 +335,12 @@ impl Sweep {
         }
         let mut h = Fnv::new();
         h.add(RESULT_FORMAT.as_bytes());
-        let text = std::fs::read(base)
-            .with_context(|| format!("cannot read scenario {}", base.display()))?;
+        let text = crate::input::read_limited(base, "scenario")?;
         h.add(&text);
         for r in placements.iter().chain(&migrations) {
             h.add(r.label().as_bytes());
             if let PolicyRef::Script(p) = r {
-                let s = std::fs::read(p)
-                    .with_context(|| format!("cannot read script {}", p.display()))?;
+                let s = crate::input::read_limited(p, "script")?;
                 h.add(&s);
             }
         }
@@ -431,8 +429,7 @@ impl Sweep {
 
 /// Reads a result file.
 pub fn read_result(path: &Path) -> Result<SweepResult> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::input::read_text(path, "result file")?;
     let r: SweepResult = serde_json::from_str(&text).map_err(|e| {
         anyhow!(
             "{}:{}:{}: not a kvtier sweep result file: {e}",

@@ -181,7 +181,7 @@ pub struct Refresh {
 
 /// A content hash per path (`None` when the file is missing).
 fn hash_file(p: &Path) -> Option<u64> {
-    let bytes = std::fs::read(p).ok()?;
+    let bytes = crate::input::read_limited(p, "file").ok()?;
     Some(crc32fast::hash(&bytes) as u64 | ((bytes.len() as u64) << 32))
 }
 

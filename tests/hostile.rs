@@ -212,3 +212,176 @@ fn a_one_layer_model_runs_with_the_default_dense_layers() {
     let o = run_scenario(&text.replace("rate = 0.3", "rate = 0.3\ndense_layers = 2"));
     fails_with(&o, &["field `skip.dense_layers` = 2", "model.layers (1)"]);
 }
+
+// ---- 3. reads that never end
+
+/// tiny.toml replaying the trace at `file` (a path as written in the scenario).
+fn replaying(file: &str) -> String {
+    tiny_with(
+        "source = \"none\"",
+        &format!("source = \"file\"\nfile = {file:?}"),
+    )
+}
+
+fn run_bounded(args: &[&str]) -> Output {
+    kvtier()
+        .args(args)
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_trace_that_is_not_a_regular_file_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A device that never ends a line.
+    let s = write(dir.path(), "zero.toml", &replaying("/dev/zero"));
+    fails_with(
+        &run_bounded(&["run", &s]),
+        &["field `skip.file`", "/dev/zero", "not a regular file"],
+    );
+    // A FIFO nobody writes to: opening it would block forever.
+    let fifo = dir.path().join("pipe.kvtrace");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let s = write(dir.path(), "fifo.toml", &replaying("pipe.kvtrace"));
+    fails_with(
+        &run_bounded(&["run", &s]),
+        &["pipe.kvtrace", "not a regular file"],
+    );
+    fails_with(
+        &run_bounded(&["trace", "stats", fifo.to_str().unwrap()]),
+        &["pipe.kvtrace", "not a regular file"],
+    );
+    // A directory, and an empty path.
+    let s = write(dir.path(), "dir.toml", &replaying("."));
+    fails_with(
+        &run_bounded(&["run", &s]),
+        &["field `skip.file`", "is a directory"],
+    );
+    let s = write(dir.path(), "empty.toml", &replaying(""));
+    fails_with(
+        &run_bounded(&["run", &s]),
+        &["field `skip.file`", "is empty"],
+    );
+}
+
+#[test]
+fn a_text_trace_line_without_end_is_refused_at_the_length_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = b"kvtrace 1 prefill=4 decode=3 layers=2\n4 0 ".to_vec();
+    text.resize(text.len() + (65 << 20), b'0');
+    let t = dir.path().join("long.kvtrace");
+    fs::write(&t, &text).unwrap();
+    fails_with(
+        &run_bounded(&["trace", "stats", t.to_str().unwrap()]),
+        &["long.kvtrace:2:", "line longer than 64 MiB"],
+    );
+}
+
+// ---- 4. work that cannot finish
+
+#[test]
+fn a_trace_that_would_take_years_is_refused_with_the_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = write(
+        dir.path(),
+        "huge.kvtrace",
+        "kvtrace 1 prefill=0 decode=67108864 layers=64\n",
+    );
+    for cmd in [
+        &["trace", "stats", &t][..],
+        &["trace", "convert", &t, "-o", "x.kvtb"][..],
+    ] {
+        let o = kvtier()
+            .current_dir(dir.path())
+            .args(cmd)
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap();
+        fails_with(&o, &["huge.kvtrace", "words of bitset work", "at most"]);
+    }
+    assert!(!dir.path().join("x.kvtb").exists());
+}
+
+#[test]
+fn a_run_that_needs_too_much_memory_is_refused_before_it_starts() {
+    // 64 layers x 67,108,848 prefill + 16 decode positions: within the dimension limits and
+    // cheap in work (16 steps), but 84 bitsets of 8 MiB per layer are 45 GiB.
+    let text = tiny_with("layers = 2", "layers = 64")
+        .replace("prefill = 4", "prefill = 67108848")
+        .replace("decode = 3", "decode = 16")
+        .replace("capacity = \"2300 B\"", "capacity = \"1 TB\"");
+    let o = run_scenario(&text);
+    fails_with(&o, &["s.toml", "GiB, more than the 16 GiB a run may take"]);
+}
+
+// ---- 9. messages that say what is valid
+
+#[test]
+fn bad_values_get_messages_that_say_what_is_valid() {
+    let o = run_scenario(&tiny_with(
+        "source = \"none\"",
+        "source = \"none\"\nlayer_skip_rate = \"high\"",
+    ));
+    fails_with(
+        &o,
+        &[
+            "field `skip.layer_skip_rate`",
+            "a number in [0, 1], or a list",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ret = write(dir.path(), "ret.rhai", "fn place(ctx) {\n    ctx\n}\n");
+    let o = kvtier()
+        .args(["run", &tiny(), "--placement", &ret])
+        .output()
+        .unwrap();
+    fails_with(&o, &["ret.rhai:1:1: in place", "got a Ctx"]);
+    assert!(!stderr(&o).contains("kvtier::"), "{}", stderr(&o));
+    let imp = write(
+        dir.path(),
+        "imp.rhai",
+        "fn place(ctx) {\n    import \"x\" as y;\n    \"hbm\"\n}\n",
+    );
+    let o = kvtier()
+        .args(["run", &tiny(), "--placement", &imp])
+        .output()
+        .unwrap();
+    fails_with(&o, &["imp.rhai", "import is not available"]);
+    // A scenario (or any non-script) named as a strategy is not quoted as Rhai.
+    let o = kvtier()
+        .args(["run", &tiny(), "--placement", &tiny()])
+        .output()
+        .unwrap();
+    fails_with(&o, &["tiny.toml: not a strategy script"]);
+    assert!(!stderr(&o).contains("reserved symbol"), "{}", stderr(&o));
+}
+
+#[test]
+fn converting_a_text_trace_with_megabytes_of_comments_keeps_what_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("kvtrace 1 prefill=4 decode=3 layers=2\n");
+    for i in 0..30_000 {
+        text += &format!("# comment line {i} of a long provenance text\n");
+    }
+    let t = write(dir.path(), "chatty.kvtrace", &text);
+    let o = kvtier()
+        .current_dir(dir.path())
+        .args(["trace", "convert", &t, "-o", "c.kvtb"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back = dir.path().join("c.kvtrace");
+    let o = kvtier()
+        .current_dir(dir.path())
+        .args(["trace", "convert", "c.kvtb", "-o", back.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = fs::read_to_string(back).unwrap();
+    assert!(again.contains("more bytes of comments from") && again.contains("chatty.kvtrace"));
+}

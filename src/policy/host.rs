@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 
 use super::ctx::{self, Ctx};
@@ -79,8 +79,13 @@ pub const MAX_SCRIPT_LINES: usize = u16::MAX as usize;
 impl Script {
     /// Reads and compiles `path`. Compile errors name `file:line:col`.
     pub fn load(engine: &Engine, path: &Path) -> Result<Script> {
-        let source = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read script {}", path.display()))?;
+        if path.extension().is_none_or(|e| e != "rhai") {
+            bail!(
+                "{}: not a strategy script (a Rhai script's name ends in .rhai)",
+                path.display()
+            );
+        }
+        let source = crate::input::read_text(path, "script")?;
         Script::compile(engine, path, source)
     }
 
@@ -171,6 +176,9 @@ impl Script {
             }
             EvalAltResult::ErrorStackOverflow(..) => {
                 msg = format!("{msg}: calls nested deeper than {MAX_CALL_LEVELS} (endless recursion?)")
+            }
+            EvalAltResult::ErrorTooManyModules(..) => {
+                msg = "import is not available: scripts are sandboxed and load no modules (put shared code in the script itself)".into()
             }
             _ => {}
         }
@@ -430,7 +438,12 @@ impl Policy for ScriptedPolicy {
         let shown = if v.is_string() {
             format!("{:?}", v.to_string())
         } else {
-            format!("{} {v}", v.type_name())
+            // Script-facing names (`Ctx`, `TokenSet`), not Rust paths.
+            let name = self.engine.map_type_name(v.type_name());
+            match v.type_name() {
+                t if t.contains("::") => format!("a {name}"),
+                _ => format!("{name} {v}"),
+            }
         };
         Err(script.value_error(
             Hook::Place,

@@ -277,11 +277,40 @@ pub enum SkipSource {
 
 /// A per-layer rate: one number (a mean, shaped by depth where the generator says so) or one
 /// value per layer.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LayerRates {
     Mean(f64),
     PerLayer(Vec<f64>),
+}
+
+impl<'de> Deserialize<'de> for LayerRates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, SeqAccess, Visitor};
+        struct Rates;
+        impl<'de> Visitor<'de> for Rates {
+            type Value = LayerRates;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a rate: a number in [0, 1], or a list of one such number per layer")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LayerRates, E> {
+                Ok(LayerRates::Mean(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LayerRates, E> {
+                Ok(LayerRates::Mean(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LayerRates, E> {
+                Ok(LayerRates::Mean(v as f64))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LayerRates, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element::<f64>()? {
+                    v.push(x);
+                }
+                Ok(LayerRates::PerLayer(v))
+            }
+        }
+        d.deserialize_any(Rates)
+    }
 }
 
 impl Default for LayerRates {

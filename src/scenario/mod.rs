@@ -18,12 +18,15 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 
 pub use file::*;
 pub use units::*;
 use validate::validate;
-pub use validate::{check_dims, initial_hbm_range, MAX_LAYER_POSITIONS, MAX_POSITIONS};
+pub use validate::{
+    check_dims, initial_hbm_range, run_memory_bytes, work_words, MAX_LAYER_POSITIONS,
+    MAX_POSITIONS, MAX_RUN_MEMORY, MAX_WORK_WORDS, WINDOW_PAST_STEPS,
+};
 
 /// GB as used in scenario files (SPEC 1: GB = 1e9 bytes).
 pub const GB: f64 = 1e9;
@@ -138,15 +141,7 @@ fn file_label(path: Option<&Path>) -> String {
 impl Scenario {
     /// Reads, validates and derives a scenario file.
     pub fn load(path: &Path) -> Result<Scenario> {
-        let text = std::fs::read(path)
-            .with_context(|| format!("cannot read scenario {}", path.display()))?;
-        let text = String::from_utf8(text).map_err(|e| {
-            anyhow!(
-                "{}: not UTF-8 text (invalid byte at offset {})",
-                path.display(),
-                e.utf8_error().valid_up_to()
-            )
-        })?;
+        let text = crate::input::read_text(path, "scenario")?;
         Scenario::from_toml(&text, Some(path))
     }
 

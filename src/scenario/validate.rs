@@ -75,7 +75,43 @@ pub fn check_dims(prefill: u64, decode: u64, layers: u64) -> std::result::Result
             "prefill + decode = {positions} positions x {layers} layers: at most {MAX_POSITIONS} positions and {MAX_LAYER_POSITIONS} layer-positions"
         ));
     }
+    let words = work_words(prefill, decode, layers);
+    if words > MAX_WORK_WORDS as u128 {
+        return Err(format!(
+            "{layers} layers x {decode} decode steps over {prefill}..{positions} positions take about {:.3e} 64-bit words of bitset work (each step reads every position of every layer): at most {:.3e} (hours of work beyond); shorten the run",
+            words as f64,
+            MAX_WORK_WORDS as f64
+        ));
+    }
     Ok(())
+}
+
+/// The bitset words a run or a pass over a trace touches: at each step `n` every layer's set of
+/// `n` positions, `n / 64` words.
+pub fn work_words(prefill: u64, decode: u64, layers: u64) -> u128 {
+    let (p, d) = (prefill as u128, decode as u128);
+    // Sum over steps n = P .. P + D - 1 of n.
+    let positions = d * p + d * d.saturating_sub(1) / 2;
+    layers as u128 * (positions / 64 + d)
+}
+
+/// Most bitset words a run or a trace pass may take (about 1.4e11: minutes at most).
+pub const MAX_WORK_WORDS: u64 = 1 << 37;
+
+/// Memory a run may take at most: 16 GiB.
+pub const MAX_RUN_MEMORY: u64 = 16 << 30;
+
+/// Past steps the trace window keeps for scripted policies (`crate::trace::PAST_STEPS`; a test
+/// keeps them equal).
+pub const WINDOW_PAST_STEPS: u64 = 64;
+
+/// Bytes of bitsets a run holds, at most: per layer, a set of all positions for each of the
+/// residency sets (present, HBM, queued), each step of the trace window (look-ahead, the
+/// current step, the past steps scripts may see) and the prefetch buffers and generator state
+/// (16 more).
+pub fn run_memory_bytes(positions: u64, layers: u64, lookahead: u64) -> u128 {
+    let sets = 3 + lookahead as u128 + 1 + WINDOW_PAST_STEPS as u128 + 16;
+    sets * layers as u128 * positions.div_ceil(64) as u128 * 8
 }
 
 pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
@@ -270,6 +306,13 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
             &format!("must be <= model.layers ({})", m.layers),
         );
     }
+    if s.file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+        c.fail(
+            "skip.file",
+            "\"\"",
+            "is empty: give the path of a trace file",
+        );
+    }
     match (s.source, &s.file) {
         (SkipSource::File, None) => c.fail(
             "skip.file",
@@ -307,6 +350,24 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
             s.rate,
             "has no effect with `source = \"none\"`: choose `uniform` or `heavy_hitter`",
         );
+    }
+    if m.layers > 0 && w.decode > 0 && c.0.is_empty() {
+        let positions = w.prefill + w.decode;
+        let need = run_memory_bytes(positions, m.layers, f.policy.lookahead);
+        if need > MAX_RUN_MEMORY as u128 {
+            c.fail(
+                "workload.prefill + workload.decode",
+                positions,
+                &format!(
+                    "a run keeps {} + {} bitsets of {positions} positions for each of {} layers: {:.1} GiB, more than the {} GiB a run may take; fewer positions, layers or `policy.lookahead`",
+                    3 + 1 + WINDOW_PAST_STEPS + 16,
+                    f.policy.lookahead,
+                    m.layers,
+                    need as f64 / (1u64 << 30) as f64,
+                    MAX_RUN_MEMORY >> 30
+                ),
+            );
+        }
     }
     if f.policy.lookahead > 1 << 16 {
         c.fail(

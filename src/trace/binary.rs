@@ -6,7 +6,6 @@
 //! to step), whichever is shorter. Every block carries a CRC-32; an end marker makes a truncated
 //! file detectable. The reader never panics on bad bytes: every error names the byte offset.
 
-use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
@@ -110,7 +109,10 @@ impl<W: Write> BinaryTraceWriter<W> {
         h.extend_from_slice(&(dims.layers as u32).to_le_bytes());
         let prov = provenance.as_bytes();
         if prov.len() > MAX_PROVENANCE as usize {
-            bail!("provenance text longer than {MAX_PROVENANCE} bytes");
+            bail!(
+                "provenance text of {} bytes is longer than the {MAX_PROVENANCE} bytes the binary format keeps (shorten --provenance)",
+                prov.len()
+            );
         }
         h.extend_from_slice(&(prov.len() as u32).to_le_bytes());
         h.extend_from_slice(prov);
@@ -251,8 +253,7 @@ impl Payload<'_> {
 
 impl BinaryTraceReader {
     pub fn open(path: &Path) -> Result<BinaryTraceReader> {
-        let f =
-            File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
+        let f = crate::input::open_regular(path, "trace")?;
         BinaryTraceReader::new(
             path.display().to_string(),
             Box::new(BufReader::with_capacity(1 << 16, f)),
@@ -553,8 +554,7 @@ impl BinaryTraceReader {
 
 /// Whether a file starts with the binary magic.
 pub fn is_binary(path: &Path) -> Result<bool> {
-    let mut f =
-        File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
+    let mut f = crate::input::open_regular(path, "trace")?;
     let mut m = [0u8; 8];
     let mut got = 0;
     while got < 8 {

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc;
 use std::thread;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::scenario::{Scenario, SkipSource};
 use crate::tokenset::TokenSet;
@@ -117,7 +117,15 @@ pub fn open_direct(scenario: &Scenario) -> Result<Box<dyn TraceSource>> {
             let path = scenario
                 .trace_path()
                 .expect("validated: file source has a path");
-            let reader = open_file(&path)?;
+            let reader = open_file(&path).with_context(|| {
+                format!(
+                    "field `skip.file` of scenario {}",
+                    scenario
+                        .path
+                        .as_deref()
+                        .map_or("<scenario>".into(), |p| p.display().to_string())
+                )
+            })?;
             let (want, got) = (TraceDims::of(scenario), reader.dims());
             if scenario.file.skip.scale {
                 return Ok(Box::new(scale::ScaledSource::new(reader, want)?));
@@ -169,6 +177,7 @@ pub fn write_file(
         TraceFormat::Text => text::write_trace(w, source, provenance),
         TraceFormat::Binary => binary::write_trace(w, source, provenance),
     })
+    .with_context(|| format!("cannot write trace {}", path.display()))
 }
 
 /// Opens a trace file, text or binary (told apart by the first bytes).

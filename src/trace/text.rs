@@ -9,8 +9,7 @@
 //! 6 1 1-3 4-5
 //! ```
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -28,6 +27,14 @@ struct Line {
     line_no: usize,
 }
 
+/// Longest line the text reader accepts: 64 MiB (a step of a million positions with every
+/// other one skipped is about 8 MB).
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
+/// Most bytes of `#` comments kept as provenance (a little under the binary format's 1 MiB,
+/// leaving room for the note of what was left out); later ones are counted, not kept.
+pub const MAX_PROVENANCE_BYTES: usize = (1 << 20) - 4096;
+
 /// Streams a kvtrace v1 text file step by step.
 pub struct TextTraceReader {
     label: String,
@@ -38,15 +45,18 @@ pub struct TextTraceReader {
     next_step: usize,
     pending: Option<Line>,
     last_key: Option<(usize, usize)>,
-    /// The `#` comment lines right after the header (what writers put there as provenance).
+    /// The `#` comment lines right after the header (what writers put there as provenance), at
+    /// most [`MAX_PROVENANCE_BYTES`] of them.
     provenance: Vec<String>,
+    provenance_bytes: usize,
+    /// Bytes of provenance comments past the limit, left out.
+    provenance_dropped: usize,
     seen_data: bool,
 }
 
 impl TextTraceReader {
     pub fn open(path: &Path) -> Result<TextTraceReader> {
-        let f =
-            File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
+        let f = crate::input::open_regular(path, "trace")?;
         TextTraceReader::new(
             path.display().to_string(),
             Box::new(BufReader::with_capacity(1 << 16, f)),
@@ -69,6 +79,8 @@ impl TextTraceReader {
             pending: None,
             last_key: None,
             provenance: Vec::new(),
+            provenance_bytes: 0,
+            provenance_dropped: 0,
             seen_data: false,
         };
         let header = r
@@ -80,17 +92,26 @@ impl TextTraceReader {
         Ok(r)
     }
 
-    /// Next raw line without its line ending; `None` at end of file.
+    /// Next raw line without its line ending; `None` at end of file. A line longer than
+    /// [`MAX_LINE_BYTES`] is an error (a file with no line ending is not read into memory).
     fn read_line(&mut self) -> Result<Option<String>> {
         self.buf.clear();
-        let n = self
-            .reader
+        let n = (&mut self.reader)
+            .take(MAX_LINE_BYTES + 1)
             .read_until(b'\n', &mut self.buf)
             .with_context(|| format!("{}: read error after line {}", self.label, self.line_no))?;
         if n == 0 {
             return Ok(None);
         }
         self.line_no += 1;
+        if n as u64 > MAX_LINE_BYTES {
+            bail!(
+                "{}:{}: line longer than {} MiB: not kvtrace text (a trace this large belongs in the binary format)",
+                self.label,
+                self.line_no,
+                MAX_LINE_BYTES >> 20
+            );
+        }
         if self.buf.last() != Some(&b'\n') {
             bail!(
                 "{}:{}: last line has no line ending (truncated file?)",
@@ -123,8 +144,13 @@ impl TextTraceReader {
             let t = text.trim();
             if let Some(c) = t.strip_prefix('#') {
                 if !self.seen_data {
-                    self.provenance
-                        .push(c.strip_prefix(' ').unwrap_or(c).to_string());
+                    let c = c.strip_prefix(' ').unwrap_or(c);
+                    if self.provenance_bytes + c.len() < MAX_PROVENANCE_BYTES {
+                        self.provenance_bytes += c.len() + 1;
+                        self.provenance.push(c.to_string());
+                    } else {
+                        self.provenance_dropped += c.len() + 1;
+                    }
                 }
                 continue;
             }
@@ -291,7 +317,14 @@ impl TraceSource for TextTraceReader {
     }
 
     fn provenance(&self) -> Option<String> {
-        (!self.provenance.is_empty()).then(|| self.provenance.join("\n"))
+        let mut lines = self.provenance.clone();
+        if self.provenance_dropped > 0 {
+            lines.push(format!(
+                "[{} more bytes of comments from {} not kept]",
+                self.provenance_dropped, self.label
+            ));
+        }
+        (!lines.is_empty()).then(|| lines.join("\n"))
     }
 
     fn next_step(&mut self, out: &mut StepSkips) -> Result<()> {
