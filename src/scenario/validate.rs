@@ -101,8 +101,8 @@ pub const MAX_WORK_WORDS: u64 = 1 << 37;
 /// Memory a run may take at most: 16 GiB.
 pub const MAX_RUN_MEMORY: u64 = 16 << 30;
 
-/// Past steps the trace window keeps for scripted policies (`crate::trace::PAST_STEPS`; a test
-/// keeps them equal).
+/// Past steps the trace window keeps for scripted policies (`crate::trace::PAST_STEPS` is this;
+/// defined here so that the memory estimate counts them).
 pub const WINDOW_PAST_STEPS: u64 = 64;
 
 /// Bytes of bitsets a run holds, at most: per layer, a set of all positions for each of the

@@ -145,7 +145,7 @@ pub fn open_direct(scenario: &Scenario) -> Result<Box<dyn TraceSource>> {
 
 /// How many past steps the engine's window keeps, for policies that look at the recent past
 /// (per-position skip history). Bounded so memory stays independent of the run length.
-pub const PAST_STEPS: usize = 64;
+pub const PAST_STEPS: usize = crate::scenario::WINDOW_PAST_STEPS as usize;
 
 /// On-disk trace formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
