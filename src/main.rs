@@ -287,6 +287,15 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    // SIGINT / SIGTERM: remove the temporary files of outputs being written, then exit as
+    // interrupted. (`watch` installs its own handler: it stops cleanly instead.)
+    if !matches!(cli.command, Command::Watch { .. }) {
+        ctrlc::set_handler(|| {
+            kvtier::output::remove_temp_files();
+            std::process::exit(130);
+        })
+        .ok();
+    }
     match kvtier::no_panic(|| dispatch(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -385,3 +385,116 @@ fn converting_a_text_trace_with_megabytes_of_comments_keeps_what_fits() {
     let again = fs::read_to_string(back).unwrap();
     assert!(again.contains("more bytes of comments from") && again.contains("chatty.kvtrace"));
 }
+
+// ---- 10. leftovers and floods
+
+/// Temporary files kvtier left in `dir`.
+fn temp_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kvtier-") && n.ends_with(".tmp"))
+        .collect()
+}
+
+/// Starts `kvtier run seed-w100.toml --csv out.csv` in `dir` and waits until its temporary
+/// file exists.
+fn start_long_csv_run(dir: &Path) -> std::process::Child {
+    let bin = assert_cmd::cargo::cargo_bin("kvtier");
+    let child = std::process::Command::new(bin)
+        .current_dir(dir)
+        .args([
+            "run",
+            repo().join("scenarios/seed-w100.toml").to_str().unwrap(),
+            "--csv",
+            "out.csv",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while temp_files(dir).is_empty() {
+        assert!(start.elapsed().as_secs() < 30, "no temporary file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn an_interrupted_run_leaves_no_temporary_file() {
+    for sig in ["-INT", "-TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = start_long_csv_run(dir.path());
+        signal(&child, sig);
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "{sig}: the run should have been interrupted"
+        );
+        assert!(
+            temp_files(dir.path()).is_empty(),
+            "{sig}: {:?}",
+            temp_files(dir.path())
+        );
+        assert!(!dir.path().join("out.csv").exists());
+    }
+}
+
+#[test]
+fn a_killed_runs_temporary_file_is_removed_by_the_next_write_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_long_csv_run(dir.path());
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    assert_eq!(temp_files(dir.path()).len(), 1, "kill -9 cannot clean up");
+    let o = kvtier()
+        .current_dir(dir.path())
+        .args(["run", &tiny(), "--csv", "tiny.csv"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
+}
+
+#[test]
+fn script_output_is_capped_per_run_and_says_how_much_was_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    // 6 calls of on_layer on tiny (3 steps x 2 layers), 500 lines each: 3,000 lines.
+    let s = write(
+        dir.path(),
+        "chatty.rhai",
+        "fn on_layer(ctx) {\n    for i in 0..500 { print(`line ${i}`); }\n}\n",
+    );
+    let o = kvtier()
+        .args(["run", &tiny(), "--migration", &s])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let printed = err
+        .lines()
+        .filter(|l| l.starts_with("[script] line"))
+        .count();
+    assert_eq!(printed, 1000, "lines printed");
+    assert!(
+        err.contains("output limit of 1000 lines per run reached"),
+        "{err}"
+    );
+    assert!(
+        err.contains("2000 more lines of print/debug output were dropped"),
+        "{err}"
+    );
+}

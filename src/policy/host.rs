@@ -3,6 +3,8 @@
 //! `file:line:col: message` plus the source line.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
@@ -21,10 +23,43 @@ pub const MAX_STRING_BYTES: usize = 64 * 1024;
 pub const MAX_ARRAY_LEN: usize = 10_000;
 pub const MAX_MAP_LEN: usize = 1_000;
 
+/// Lines of `print` / `debug` output one run's scripts may write; the rest is counted and
+/// dropped (a script printing in every hook call would otherwise flood the terminal).
+pub const MAX_SCRIPT_OUTPUT_LINES: u64 = 1_000;
+
+/// Counts a run's script output lines; says how many were dropped when the run ends.
+#[derive(Clone, Default)]
+pub struct ScriptOutput(Arc<AtomicU64>);
+
+impl ScriptOutput {
+    /// Whether one more line may be written; the first line over the limit says so.
+    fn admit(&self) -> bool {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == MAX_SCRIPT_OUTPUT_LINES + 1 {
+            eprintln!(
+                "[script] output limit of {MAX_SCRIPT_OUTPUT_LINES} lines per run reached: further print/debug output of this run is dropped"
+            );
+        }
+        n <= MAX_SCRIPT_OUTPUT_LINES
+    }
+
+    /// Lines dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.0
+            .load(Ordering::Relaxed)
+            .saturating_sub(MAX_SCRIPT_OUTPUT_LINES)
+    }
+}
+
 /// A sandboxed engine with the script API registered: no file, network or process access (Rhai
-/// has none built in), `eval` disabled, `import` unable to load anything, limits set
-/// explicitly (debug and release builds differ in their defaults).
+/// has none built in), `eval` disabled, `import` unable to load anything, no clock, limits set
+/// explicitly (debug and release builds differ in their defaults), script output capped.
 pub fn new_engine() -> Engine {
+    new_engine_with_output(&ScriptOutput::default())
+}
+
+/// [`new_engine`] whose script output is counted in `output`.
+pub fn new_engine_with_output(output: &ScriptOutput) -> Engine {
     let mut e = Engine::new();
     e.set_max_operations(MAX_OPERATIONS_PER_CALL);
     e.set_max_call_levels(MAX_CALL_LEVELS);
@@ -37,8 +72,18 @@ pub fn new_engine() -> Engine {
     e.set_max_modules(0);
     e.disable_symbol("eval");
     e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
-    e.on_print(|s| eprintln!("[script] {s}"));
-    e.on_debug(|s, src, pos| eprintln!("[script {} {pos}] {s}", src.unwrap_or("")));
+    let (o1, o2) = (output.clone(), output.clone());
+    e.on_print(move |s| {
+        if o1.admit() {
+            eprintln!("[script] {}", crate::output::truncated(s, 1000));
+        }
+    });
+    e.on_debug(move |s, src, pos| {
+        if o2.admit() {
+            let s = crate::output::truncated(s, 1000);
+            eprintln!("[script {} {pos}] {s}", src.unwrap_or(""));
+        }
+    });
     ctx::register(&mut e);
     e
 }
@@ -360,11 +405,25 @@ pub struct ScriptedPolicy {
     placement: Placement,
     migration: Option<Script>,
     name: String,
+    output: ScriptOutput,
+}
+
+impl Drop for ScriptedPolicy {
+    fn drop(&mut self) {
+        let n = self.output.dropped();
+        if n > 0 {
+            eprintln!(
+                "[script] {}: {n} more lines of print/debug output were dropped",
+                self.name
+            );
+        }
+    }
 }
 
 impl ScriptedPolicy {
     pub fn new(
         engine: Engine,
+        output: ScriptOutput,
         placement: Placement,
         migration: Option<Script>,
         params: ctx::Params,
@@ -379,6 +438,7 @@ impl ScriptedPolicy {
             placement,
             migration,
             name,
+            output,
         }
     }
 

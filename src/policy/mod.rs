@@ -198,7 +198,8 @@ pub fn build(
         // The core's native policy, under its own name (`hbm`), as before scripts existed.
         return crate::native_policy(p);
     }
-    let engine = new_engine();
+    let output = host::ScriptOutput::default();
+    let engine = host::new_engine_with_output(&output);
     let placement = match placement {
         PolicyRef::Native(n) if n == "hbm" => Placement::Native(Tier::Hbm),
         PolicyRef::Native(_) => Placement::Native(Tier::Ext),
@@ -218,7 +219,7 @@ pub fn build(
         PolicyRef::Script(p) => Some(Script::load(&engine, p)?),
     };
     Ok(Box::new(ScriptedPolicy::new(
-        engine, placement, migration, params, name,
+        engine, output, placement, migration, params, name,
     )))
 }
 
