@@ -46,7 +46,7 @@ fn load_policy(
     params: &[String],
 ) -> Result<Box<dyn Policy>> {
     let (p, m) = load_pair(scenario, placement, migration)?;
-    policy::build(&p, &m, policy::params(scenario, params)?)
+    policy::build_for(scenario, &p, &m, policy::params(scenario, params)?, None)
 }
 
 /// Draws and writes the charts, then says where and how long it took (on stderr, so that
@@ -81,7 +81,8 @@ pub fn run(
         kvtier::plot::check_dir(dir)?;
     }
     let (p, m) = load_pair(&scenario, placement, migration)?;
-    let mut policy = policy::build(&p, &m, policy::params(&scenario, params)?)?;
+    let mut policy =
+        policy::build_for(&scenario, &p, &m, policy::params(&scenario, params)?, None)?;
     let Some(dir) = plot else {
         let summary = simulate(&scenario, policy.as_mut(), csv)?;
         print!("{}", render(&[summary], format)?);

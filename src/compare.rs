@@ -135,7 +135,7 @@ fn run_pairs(
         .map(|&(p, m)| {
             let mut series = collect.then(|| StepSeries::new(scenario));
             let mut run = || -> Result<Summary> {
-                let mut pol = policy::build(p, m, params.clone())?;
+                let mut pol = policy::build_for(scenario, p, m, params.clone(), None)?;
                 let csv = csv_dir.map(|d| d.join(format!("{}__{}.csv", p.label(), m.label())));
                 match series.as_mut() {
                     Some(s) => crate::simulate_into(scenario, pol.as_mut(), csv.as_deref(), s),

@@ -99,6 +99,18 @@ struct RowWork {
     placement_bound_s: Option<f64>,
 }
 
+/// The error a run stops with when it was cancelled (by a newer change, in `watch`).
+#[derive(Debug)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("cancelled by a newer change")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
 /// Receives records as the run produces them.
 pub trait RecordSink {
     fn record(&mut self, r: &Record) -> Result<()>;

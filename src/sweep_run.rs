@@ -388,7 +388,7 @@ impl Sweep {
                 let (p, mg) = (&self.placements[pair / m], &self.migrations[pair % m]);
                 let go = || -> Result<Summary> {
                     let params = policy::params(&point.scenario, &self.def.params)?;
-                    let mut pol = policy::build(p, mg, params)?;
+                    let mut pol = policy::build_for(&point.scenario, p, mg, params, None)?;
                     let csv: Option<PathBuf> = csv_dir.map(|d| {
                         d.join(format!(
                             "p{:03}__{}__{}.csv",

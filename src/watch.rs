@@ -24,7 +24,7 @@ use notify_debouncer_full::{new_debouncer, new_debouncer_opt, DebounceEventResul
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::engine::{self, Record, RecordSink};
+use crate::engine::{self, Cancelled, Record, RecordSink};
 use crate::policy::{self, Kind, PolicyRef};
 use crate::results::Summary;
 use crate::scenario::Scenario;
@@ -45,18 +45,6 @@ pub struct WatchOptions {
     /// How long events are collected into one refresh.
     pub debounce: Duration,
 }
-
-/// Error value a cancelled run stops with.
-#[derive(Debug)]
-struct Cancelled;
-
-impl std::fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("cancelled by a newer change")
-    }
-}
-
-impl std::error::Error for Cancelled {}
 
 /// Drops records, and stops the run as soon as `cancel` is set.
 struct CancelSink<'a>(&'a AtomicBool);
@@ -553,7 +541,7 @@ fn run_pairs(
     scenario: &Scenario,
     pairs: &[(PolicyKey, PolicyKey)],
     params: &[String],
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
 ) -> Option<Outcomes> {
     let params = match policy::params(scenario, params) {
         Ok(p) => p,
@@ -573,7 +561,14 @@ fn run_pairs(
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Cancelled.into());
                 }
-                let mut pol = policy::build(&p.to_ref(), &m.to_ref(), params.clone())?;
+                // Scripts see `cancel` too: a superseded run stops inside a hook call.
+                let mut pol = policy::build_for(
+                    scenario,
+                    &p.to_ref(),
+                    &m.to_ref(),
+                    params.clone(),
+                    Some(cancel.clone()),
+                )?;
                 let totals = engine::run(scenario, pol.as_mut(), &mut CancelSink(cancel))?;
                 Ok(Summary::new(scenario, pol.name(), &totals))
             };

@@ -498,3 +498,100 @@ fn script_output_is_capped_per_run_and_says_how_much_was_dropped() {
         "{err}"
     );
 }
+
+// ---- 5. scripts that escape their limits
+
+/// tiny.toml with 16M prefill positions: one token set is 2 MiB.
+fn tiny_16m(dir: &Path, extra_policy: &str) -> String {
+    let text = tiny_with("prefill = 4", "prefill = 16777216")
+        .replace("decode = 3", "decode = 1")
+        .replace("capacity = \"2300 B\"", "capacity = \"10 TB\"")
+        .replace("[policy]", &format!("[policy]\n{extra_policy}"));
+    write(dir, "big.toml", &text)
+}
+
+#[test]
+fn native_set_verbs_count_against_the_operation_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = tiny_16m(dir.path(), "");
+    let s = write(
+        dir.path(),
+        "unions.rhai",
+        "fn on_step(ctx) {\n    let a = ctx.present(0);\n    loop {\n        a = a | ctx.present(1);\n    }\n}\n",
+    );
+    let start = std::time::Instant::now();
+    let o = kvtier()
+        .args(["run", &sc, "--migration", &s])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    fails_with(
+        &o,
+        &[
+            "unions.rhai:1:1: in on_step",
+            "operations in one call",
+            "native verbs touch",
+        ],
+    );
+    // Each union touches 262,144 words; 1M operations allow about 240 of them.
+    assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
+}
+
+#[test]
+fn scripts_cannot_hold_gigabytes_of_sets_and_the_other_pairs_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = tiny_16m(dir.path(), "");
+    let s = write(
+        dir.path(),
+        "hoard.rhai",
+        "fn on_step(ctx) {\n    let all = [];\n    for i in 0..9999 { all.push(ctx.present(0)); }\n}\n",
+    );
+    let o = kvtier()
+        .args([
+            "compare",
+            &sc,
+            "--placement",
+            "hbm",
+            "--migration",
+            &s,
+            "none",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("hbm + hoard: ") && out.contains("more than the 256 MiB a run may"),
+        "{out}"
+    );
+    assert!(
+        out.contains("│ hbm") && out.contains("┆ none"),
+        "the other pair ran: {out}"
+    );
+}
+
+#[test]
+fn a_run_stops_when_its_scripts_spend_their_whole_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_with("[policy]", "[policy]\nmax_script_operations = 20000");
+    let sc = write(dir.path(), "s.toml", &text);
+    // About 10,000 operations per call; the third call goes over 20,000.
+    let s = write(
+        dir.path(),
+        "busy.rhai",
+        "fn on_layer(ctx) {\n    let x = 0;\n    for i in 0..2500 { x += i; }\n}\n",
+    );
+    let o = kvtier()
+        .args(["run", &sc, "--migration", &s])
+        .output()
+        .unwrap();
+    fails_with(
+        &o,
+        &[
+            "busy.rhai:1:1: in on_layer",
+            "more than 20000 operations in all",
+            "policy.max_script_operations",
+        ],
+    );
+}

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, FLOAT, INT};
 
 use super::api;
+use super::budget::Budget;
 use super::query;
 use crate::engine::{Layers, Sim};
 use crate::tokenset::TokenSet;
@@ -34,6 +35,7 @@ pub struct Ctx(Arc<Shared>);
 struct Shared {
     sim: AtomicPtr<Sim>,
     params: Params,
+    budget: Arc<Budget>,
 }
 
 /// While alive, the context points at `sim`; dropping it (also on error) unbinds it.
@@ -49,11 +51,23 @@ impl Drop for Bound<'_> {
 }
 
 impl Ctx {
-    pub fn new(params: Params) -> Ctx {
+    pub fn new(params: Params, budget: Arc<Budget>) -> Ctx {
         Ctx(Arc::new(Shared {
             sim: AtomicPtr::new(ptr::null_mut()),
             params,
+            budget,
         }))
+    }
+
+    /// A token set for scripts: its words are charged as work, its bytes against the run's
+    /// set memory.
+    fn wrap(&self, sim: &Sim, set: TokenSet) -> RResult<ScriptSet> {
+        ScriptSet::new(set, sim.sizes.entry_bytes, &self.0.budget)
+    }
+
+    /// Charges native work of `words` 64-bit words to the current hook call.
+    fn charge(&self, words: u64) {
+        self.0.budget.charge(words);
     }
 
     /// Points the context at `sim` for the duration of one hook call. The exclusive borrow held
@@ -117,27 +131,51 @@ fn coerce_like(v: &Dynamic, default: &Dynamic) -> Dynamic {
     v.clone()
 }
 
-/// A set of token positions as scripts see it (Rhai type name `TokenSet`).
-#[derive(Clone)]
+/// A set of token positions as scripts see it (Rhai type name `TokenSet`). Its memory counts
+/// against the run's [`Budget`] while it lives (clones included).
 pub struct ScriptSet {
     pub set: TokenSet,
     /// Bytes of one entry, for `bytes`.
     pub entry_bytes: u64,
+    budget: Arc<Budget>,
+}
+
+/// Heap bytes of a set.
+fn heap_bytes(set: &TokenSet) -> u64 {
+    set.words().len() as u64 * 8
 }
 
 impl ScriptSet {
-    fn with(&self, set: TokenSet) -> ScriptSet {
-        ScriptSet {
+    fn new(set: TokenSet, entry_bytes: u64, budget: &Arc<Budget>) -> RResult<ScriptSet> {
+        budget.charge(set.words().len() as u64);
+        budget.take_set_bytes(heap_bytes(&set))?;
+        Ok(ScriptSet {
             set,
+            entry_bytes,
+            budget: budget.clone(),
+        })
+    }
+
+    fn with(&self, set: TokenSet) -> RResult<ScriptSet> {
+        ScriptSet::new(set, self.entry_bytes, &self.budget)
+    }
+}
+
+impl Clone for ScriptSet {
+    fn clone(&self) -> ScriptSet {
+        self.budget.charge(self.set.words().len() as u64);
+        self.budget.force_set_bytes(heap_bytes(&self.set));
+        ScriptSet {
+            set: self.set.clone(),
             entry_bytes: self.entry_bytes,
+            budget: self.budget.clone(),
         }
     }
 }
 
-fn wrap(sim: &Sim, set: TokenSet) -> ScriptSet {
-    ScriptSet {
-        set,
-        entry_bytes: sim.sizes.entry_bytes,
+impl Drop for ScriptSet {
+    fn drop(&mut self) {
+        self.budget.give_set_bytes(heap_bytes(&self.set));
     }
 }
 
@@ -300,7 +338,7 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
-            Ok(wrap(s, s.memory.hbm(l).clone()))
+            c.wrap(s, s.memory.hbm(l).clone())
         }
     );
     reg!(
@@ -310,7 +348,7 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
-            Ok(wrap(s, s.memory.ext_set(l)))
+            c.wrap(s, s.memory.ext_set(l))
         }
     );
     reg!(
@@ -320,7 +358,7 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
-            Ok(wrap(s, s.memory.present(l).clone()))
+            c.wrap(s, s.memory.present(l).clone())
         }
     );
     reg!(
@@ -330,7 +368,7 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
-            Ok(wrap(s, s.memory.queued(l).clone()))
+            c.wrap(s, s.memory.queued(l).clone())
         }
     );
     reg!(
@@ -357,7 +395,8 @@ pub fn register(engine: &mut Engine) {
         ["ctx: Ctx"],
         |c: &mut Ctx| -> RResult<ScriptSet> {
             let s = c.sim()?;
-            Ok(wrap(s, query::hbm_any_layer(s)))
+            c.charge(s.sizes.layers as u64 * s.sizes.positions().div_ceil(64) as u64);
+            c.wrap(s, query::hbm_any_layer(s))
         }
     );
     reg!(
@@ -366,7 +405,7 @@ pub fn register(engine: &mut Engine) {
         ["ctx: Ctx"],
         |c: &mut Ctx| -> RResult<ScriptSet> {
             let s = c.sim()?;
-            Ok(wrap(s, query::empty(s)))
+            c.wrap(s, query::empty(s))
         }
     );
     reg!(
@@ -376,7 +415,7 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, a: INT, b: INT| -> RResult<ScriptSet> {
             let s = c.sim()?;
             let (a, b) = (index(a, "start")?, index(b, "end")?);
-            Ok(wrap(s, TokenSet::range(s.sizes.positions(), a, b)))
+            c.wrap(s, TokenSet::range(s.sizes.positions(), a, b))
         }
     );
 
@@ -391,7 +430,8 @@ pub fn register(engine: &mut Engine) {
                     let $s = c.sim()?;
                     let $l = layer_of($s, l)?;
                     let $k = index(k, "k")?;
-                    Ok(wrap($s, $body.map_err(rerr)?))
+                    c.charge($k as u64 * $s.sizes.positions().div_ceil(64) as u64);
+                    c.wrap($s, $body.map_err(rerr)?)
                 }
             );
         };
@@ -437,8 +477,10 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, l: INT, w: INT, m: INT| -> RResult<ScriptSet> {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
-            let set = query::past_skipped(s, l, index(w, "w")?, index(m, "min")?).map_err(rerr)?;
-            Ok(wrap(s, set))
+            let w = index(w, "w")?;
+            c.charge(w as u64 * s.sizes.positions().div_ceil(64) as u64);
+            let set = query::past_skipped(s, l, w, index(m, "min")?).map_err(rerr)?;
+            c.wrap(s, set)
         }
     );
     reg!(
@@ -449,7 +491,7 @@ pub fn register(engine: &mut Engine) {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
             let set = query::past_skipped(s, l, index(w, "w")?, 1).map_err(rerr)?;
-            Ok(wrap(s, set))
+            c.wrap(s, set)
         }
     );
     reg!(
@@ -461,7 +503,7 @@ pub fn register(engine: &mut Engine) {
             let l = layer_of(s, l)?;
             let w = index(w, "w")?;
             let set = query::past_skipped(s, l, w, w.max(1)).map_err(rerr)?;
-            Ok(wrap(s, set))
+            c.wrap(s, set)
         }
     );
     reg!(
@@ -505,6 +547,7 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, n: INT, l: INT| -> RResult<Dynamic> {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
+            c.charge(2 * s.sizes.positions().div_ceil(64) as u64);
             let a = query::predicted_alpha(s, l, index(n, "step")?).map_err(rerr)?;
             Ok(a.map_or(Dynamic::UNIT, Dynamic::from_float))
         }
@@ -516,6 +559,7 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, n: INT, l: INT| -> RResult<Map> {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
+            c.charge(2 * s.sizes.positions().div_ceil(64) as u64);
             let (h, e) = query::predicted_reads(s, l, index(n, "step")?)
                 .map_err(rerr)?
                 .unwrap_or((0, 0));
@@ -539,6 +583,13 @@ pub fn register(engine: &mut Engine) {
             Some(l) => Layers::One(layer_of(s, l)?),
             None => Layers::All,
         };
+        let n = if l.is_some() {
+            1
+        } else {
+            s.sizes.layers as u64
+        };
+        let words = n * 3 * set.set.words().len() as u64;
+        set.budget.charge(words);
         let r = if hbm {
             s.move_to_hbm(layers, &set.set, cap)
         } else {
@@ -599,22 +650,23 @@ pub fn register(engine: &mut Engine) {
 }
 
 fn register_set(engine: &mut Engine) {
-    fn and(a: &mut ScriptSet, b: ScriptSet) -> ScriptSet {
+    fn and(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
         let mut s = a.set.clone();
         s.intersect_with(&b.set);
         a.with(s)
     }
-    fn or(a: &mut ScriptSet, b: ScriptSet) -> ScriptSet {
+    fn or(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
         // Keep the larger capacity so no position is lost.
-        let (mut s, o) = if a.set.capacity() >= b.set.capacity() {
-            (a.set.clone(), b.set)
+        let (big, small) = if a.set.capacity() >= b.set.capacity() {
+            (&a.set, &b.set)
         } else {
-            (b.set, a.set.clone())
+            (&b.set, &a.set)
         };
-        s.union_with(&o);
+        let mut s = big.clone();
+        s.union_with(small);
         a.with(s)
     }
-    fn minus(a: &mut ScriptSet, b: ScriptSet) -> ScriptSet {
+    fn minus(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
         let mut s = a.set.clone();
         s.subtract(&b.set);
         a.with(s)
@@ -652,7 +704,7 @@ fn register_set(engine: &mut Engine) {
         "first",
         ["set: TokenSet", "k: int"],
         |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
-            Ok(a.with(take(&a.set, index(k, "k")? as u64, false)))
+            a.with(take(&a.set, index(k, "k")? as u64, false))
         }
     );
     reg!(
@@ -660,7 +712,7 @@ fn register_set(engine: &mut Engine) {
         "last",
         ["set: TokenSet", "k: int"],
         |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
-            Ok(a.with(take(&a.set, index(k, "k")? as u64, true)))
+            a.with(take(&a.set, index(k, "k")? as u64, true))
         }
     );
     reg!(
@@ -672,7 +724,7 @@ fn register_set(engine: &mut Engine) {
             let mut out = a.set.clone();
             out.truncate(e);
             out.remove_range(0, s);
-            Ok(a.with(out))
+            a.with(out)
         }
     );
     reg!(engine, "oldest", ["set: TokenSet"], |a: &mut ScriptSet| a

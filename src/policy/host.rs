@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Result};
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 
+use super::budget::{self, Budget};
 use super::ctx::{self, Ctx};
 use crate::engine::{Policy, Sim};
 use crate::memory::Tier;
@@ -55,11 +56,14 @@ impl ScriptOutput {
 /// has none built in), `eval` disabled, `import` unable to load anything, no clock, limits set
 /// explicitly (debug and release builds differ in their defaults), script output capped.
 pub fn new_engine() -> Engine {
-    new_engine_with_output(&ScriptOutput::default())
+    new_engine_for(
+        &ScriptOutput::default(),
+        &Budget::new(budget::DEFAULT_MAX_RUN_OPERATIONS, None),
+    )
 }
 
-/// [`new_engine`] whose script output is counted in `output`.
-pub fn new_engine_with_output(output: &ScriptOutput) -> Engine {
+/// [`new_engine`] for one run: its script output counted in `output`, its work in `budget`.
+pub fn new_engine_for(output: &ScriptOutput, budget: &Arc<Budget>) -> Engine {
     let mut e = Engine::new();
     e.set_max_operations(MAX_OPERATIONS_PER_CALL);
     e.set_max_call_levels(MAX_CALL_LEVELS);
@@ -72,6 +76,8 @@ pub fn new_engine_with_output(output: &ScriptOutput) -> Engine {
     e.set_max_modules(0);
     e.disable_symbol("eval");
     e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    let b = budget.clone();
+    e.on_progress(move |ops| b.progress(ops));
     let (o1, o2) = (output.clone(), output.clone());
     e.on_print(move |s| {
         if o1.admit() {
@@ -201,7 +207,7 @@ impl Script {
     }
 
     /// Turns a runtime error of hook `h` into `file:line:col: in h: message` and the source line.
-    fn runtime_error(&self, h: Hook, e: &EvalAltResult) -> anyhow::Error {
+    fn runtime_error(&self, h: Hook, e: &EvalAltResult, max_run_ops: u64) -> anyhow::Error {
         let (pos, inner) = innermost(e);
         let limit = matches!(
             inner,
@@ -213,6 +219,22 @@ impl Script {
         if let Some(i) = msg.find(" (line ") {
             msg.truncate(i);
         }
+        if let EvalAltResult::ErrorTerminated(token, _) = inner {
+            let why = token.clone().into_string().unwrap_or_default();
+            if why == budget::STOP_CANCELLED {
+                return crate::engine::Cancelled.into();
+            }
+            msg = if why == budget::STOP_RUN {
+                format!(
+                    "the run's scripts took more than {max_run_ops} operations in all (`policy.max_script_operations`; Rhai operations plus one per 64 words of sets that native verbs touch)"
+                )
+            } else {
+                format!(
+                    "more than {MAX_OPERATIONS_PER_CALL} operations in one call, counting one per 64 words of sets that native verbs touch (a loop over big sets?)"
+                )
+            };
+        }
+        let limit = limit || matches!(inner, EvalAltResult::ErrorTerminated(..));
         match inner {
             EvalAltResult::ErrorTooManyOperations(..) => {
                 msg = format!(
@@ -406,6 +428,7 @@ pub struct ScriptedPolicy {
     migration: Option<Script>,
     name: String,
     output: ScriptOutput,
+    budget: Arc<Budget>,
 }
 
 impl Drop for ScriptedPolicy {
@@ -423,13 +446,13 @@ impl Drop for ScriptedPolicy {
 impl ScriptedPolicy {
     pub fn new(
         engine: Engine,
-        output: ScriptOutput,
+        (output, budget): (ScriptOutput, Arc<Budget>),
         placement: Placement,
         migration: Option<Script>,
         params: ctx::Params,
         name: String,
     ) -> ScriptedPolicy {
-        let ctx = Ctx::new(params);
+        let ctx = Ctx::new(params, budget.clone());
         ScriptedPolicy {
             engine,
             ctx_arg: Dynamic::from(ctx.clone()),
@@ -439,6 +462,7 @@ impl ScriptedPolicy {
             migration,
             name,
             output,
+            budget,
         }
     }
 
@@ -450,10 +474,16 @@ impl ScriptedPolicy {
             },
             Which::Migration => self.migration.as_ref().expect("checked by has_*"),
         };
+        let max_run_ops = self.budget.max_run_ops();
+        if let Some(stop) = self.budget.start_call() {
+            let e = EvalAltResult::ErrorTerminated(Dynamic::from(stop), Position::NONE);
+            return Err(script.runtime_error(h, &e, max_run_ops));
+        }
         let _bound = self.ctx.bind(sim);
         // eval_ast(false): a script's top-level statements are never run, only its hooks.
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-        self.engine
+        let r = self
+            .engine
             .call_fn_with_options::<Dynamic>(
                 opts,
                 &mut self.scope,
@@ -461,7 +491,9 @@ impl ScriptedPolicy {
                 h.name(),
                 (self.ctx_arg.clone(),),
             )
-            .map_err(|e| script.runtime_error(h, &e))
+            .map_err(|e| script.runtime_error(h, &e, max_run_ops));
+        self.budget.end_call();
+        r
     }
 }
 

@@ -10,11 +10,14 @@
 //! Not here: the decode loop ([`crate::engine`]), comparing many pairs ([`crate::compare`]).
 
 pub mod api;
+pub mod budget;
 pub mod ctx;
 pub mod host;
 pub mod query;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use rhai::Dynamic;
@@ -25,6 +28,7 @@ pub use host::{new_engine, Placement, Script, ScriptedPolicy};
 use crate::engine::Policy;
 use crate::memory::Tier;
 use crate::scenario::Scenario;
+use budget::Budget;
 
 /// Which part of a strategy a name refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,11 +191,43 @@ pub fn parse_param(s: &str) -> Result<(String, Dynamic)> {
     Ok((k.to_string(), d))
 }
 
-/// Builds the policy for a (placement, migration) pair; scripts are compiled here, once.
+/// Builds the policy for a (placement, migration) pair; scripts are compiled here, once. Their
+/// work over the whole run is limited to [`budget::DEFAULT_MAX_RUN_OPERATIONS`] operations.
 pub fn build(
     placement: &PolicyRef,
     migration: &PolicyRef,
     params: Params,
+) -> Result<Box<dyn Policy>> {
+    build_limited(
+        placement,
+        migration,
+        params,
+        budget::DEFAULT_MAX_RUN_OPERATIONS,
+        None,
+    )
+}
+
+/// [`build`] for runs of `scenario`: its scripts limited by `policy.max_script_operations`,
+/// stopped as soon as `cancel` is set.
+pub fn build_for(
+    scenario: &Scenario,
+    placement: &PolicyRef,
+    migration: &PolicyRef,
+    params: Params,
+    cancel: Option<Arc<AtomicBool>>,
+) -> Result<Box<dyn Policy>> {
+    let max = scenario.file.policy.max_script_operations;
+    build_limited(placement, migration, params, max, cancel)
+}
+
+/// [`build`] with the scripts' work over the run limited to `max_run_ops` operations
+/// (`policy.max_script_operations`) and stopped as soon as `cancel` is set (watch).
+pub fn build_limited(
+    placement: &PolicyRef,
+    migration: &PolicyRef,
+    params: Params,
+    max_run_ops: u64,
+    cancel: Option<Arc<AtomicBool>>,
 ) -> Result<Box<dyn Policy>> {
     let name = format!("{} + {}", placement.label(), migration.label());
     if let (PolicyRef::Native(p), PolicyRef::Native(_)) = (placement, migration) {
@@ -199,7 +235,8 @@ pub fn build(
         return crate::native_policy(p);
     }
     let output = host::ScriptOutput::default();
-    let engine = host::new_engine_with_output(&output);
+    let budget = Budget::new(max_run_ops, cancel);
+    let engine = host::new_engine_for(&output, &budget);
     let placement = match placement {
         PolicyRef::Native(n) if n == "hbm" => Placement::Native(Tier::Hbm),
         PolicyRef::Native(_) => Placement::Native(Tier::Ext),
@@ -219,7 +256,12 @@ pub fn build(
         PolicyRef::Script(p) => Some(Script::load(&engine, p)?),
     };
     Ok(Box::new(ScriptedPolicy::new(
-        engine, output, placement, migration, params, name,
+        engine,
+        (output, budget),
+        placement,
+        migration,
+        params,
+        name,
     )))
 }
 

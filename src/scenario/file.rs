@@ -434,6 +434,14 @@ pub struct PolicySection {
     /// Free parameters handed to the scripts.
     #[serde(default)]
     pub params: toml::Table,
+    /// Operations the scripts of one run may take in all (Rhai operations plus one per 64
+    /// words of sets native verbs touch): a runaway stops with an error naming the hook.
+    #[serde(default = "default_max_script_operations")]
+    pub max_script_operations: u64,
+}
+
+fn default_max_script_operations() -> u64 {
+    5_000_000_000
 }
 
 fn default_placement() -> String {
@@ -453,6 +461,7 @@ impl Default for PolicySection {
             migration: default_migration(),
             lookahead: default_lookahead(),
             params: toml::Table::new(),
+            max_script_operations: default_max_script_operations(),
         }
     }
 }

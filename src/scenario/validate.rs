@@ -369,6 +369,13 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
             );
         }
     }
+    if f.policy.max_script_operations == 0 {
+        c.fail(
+            "policy.max_script_operations",
+            0,
+            "must be >= 1 (default 5000000000)",
+        );
+    }
     if f.policy.lookahead > 1 << 16 {
         c.fail(
             "policy.lookahead",
