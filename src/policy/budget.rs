@@ -120,7 +120,7 @@ impl Budget {
     /// was cancelled. Checked every 256 operations (a native verb call is at most a few
     /// milliseconds, so a cancel lands well within 100 ms).
     pub fn progress(&self, ops: u64) -> Option<Dynamic> {
-        if ops % 256 != 0 {
+        if !ops.is_multiple_of(256) {
             return None;
         }
         self.call_ops.store(ops, Ordering::Relaxed);
