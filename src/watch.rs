@@ -169,8 +169,23 @@ pub struct Refresh {
 
 /// A content hash per path (`None` when the file is missing).
 fn hash_file(p: &Path) -> Option<u64> {
-    let bytes = crate::input::read_limited(p, "file").ok()?;
-    Some(crc32fast::hash(&bytes) as u64 | ((bytes.len() as u64) << 32))
+    use std::io::Read;
+    let mut f = crate::input::open_regular(p, "file").ok()?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                h.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(h.finalize() as u64 | (len << 32))
 }
 
 /// Names editors write beside the real file: swap files, backups, vim's write test, locks.
@@ -337,7 +352,12 @@ impl State {
     }
 
     /// Turns changed paths into work; updates hashes, the scenario, and the script lists.
-    fn absorb(&mut self, paths: BTreeSet<PathBuf>) -> Work {
+    ///
+    /// Event kinds are not trusted (a save by rename followed by a delete within the debounce
+    /// window can arrive as events that say nothing of the delete): after every batch, every
+    /// watched file's existence and content digest is checked again, beside the paths named.
+    fn absorb(&mut self, mut paths: BTreeSet<PathBuf>) -> Work {
+        paths.extend(self.hashes.keys().cloned());
         let mut w = Work::default();
         for p in paths {
             if is_editor_noise(&p) {

@@ -303,3 +303,117 @@ fn soak_random_edits_end_equal_to_a_fresh_compare() {
     assert_eq!(row(&v)["alpha_attn"].as_f64().unwrap(), want_alpha);
     assert_eq!(w.terminate().code(), Some(0), "no crash after 200 edits");
 }
+
+// ---- hostile sessions (issue 12)
+
+/// Resident memory of a process, in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_save_by_rename_then_a_quick_delete_marks_the_row_gone() {
+    let mut w = Watch::start(&[]);
+    let t0 = time(&w.wait("the first run", |v| v["refresh"] == 1));
+    for i in 0..12u64 {
+        let gap_ms = i * 13 % 150;
+        // A change, saved by rename, then the file deleted before or just after the refresh.
+        w.write_by_rename("p.rhai", if i % 2 == 0 { PLACE_EXT } else { PLACE_HBM });
+        std::thread::sleep(Duration::from_millis(gap_ms));
+        std::fs::remove_file(w.path("p.rhai")).unwrap();
+        w.wait(&format!("a gone row ({gap_ms} ms)"), |v| {
+            status(v) == "gone"
+        });
+        w.write("p.rhai", PLACE_HBM);
+        w.wait("the row back", |v| status(v) == "ok" && time(v) == t0);
+    }
+    assert_eq!(w.terminate().code(), Some(0));
+}
+
+/// 240 mixed edits: good and broken scripts, a runtime error, deletes, saves by rename, and the
+/// scenario broken and restored. The final table equals a fresh `compare` of the final files,
+/// and the process's memory stays flat.
+#[test]
+fn soak_mixed_edits_end_equal_to_a_fresh_compare_with_flat_memory() {
+    let mut w = Watch::start(&[]);
+    w.wait("the first run", |v| v["refresh"] == 1);
+    let scenario = std::fs::read_to_string(w.path("s.toml")).unwrap();
+    let goods = [
+        PLACE_HBM,
+        PLACE_EXT,
+        "fn place(ctx) { if ctx.layer == 0 { \"hbm\" } else { \"ext\" } }\n",
+    ];
+    let broken = "fn place(ctx) { \"hbm\" \n";
+    let failing = "fn place(ctx) { ctx.hbm_set(99).count; \"hbm\" }\n";
+    let mut rng = 0x9E3779B97F4A7C15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let pid = w.child.id();
+    let mut early_rss = 0;
+    for i in 0..240 {
+        let r = next();
+        match r % 10 {
+            0 => {
+                std::fs::remove_file(w.path("p.rhai")).ok();
+            }
+            1 => w.write("s.toml", &scenario.replace("layers = 2", "layers = 0")),
+            2 => w.write("s.toml", &scenario),
+            3 => w.write("p.rhai", broken),
+            4 => w.write_by_rename("p.rhai", failing),
+            _ if r & 32 == 0 => w.write("p.rhai", goods[(r >> 8) as usize % 3]),
+            _ => w.write_by_rename("p.rhai", goods[(r >> 8) as usize % 3]),
+        }
+        std::thread::sleep(Duration::from_millis(next() % 40));
+        if i == 60 {
+            early_rss = rss_kib(pid);
+        }
+    }
+    // End on good files.
+    w.write("s.toml", &scenario);
+    w.write_by_rename("p.rhai", goods[2]);
+    let fresh = Command::new(env!("CARGO_BIN_EXE_kvtier"))
+        .current_dir(w.dir.path())
+        .args([
+            "compare",
+            "s.toml",
+            "--placement",
+            "p.rhai",
+            "--migration",
+            "m.rhai",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        fresh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+    let fresh: Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    let want = fresh["rows"][0]["summary"]["decode_time_s"]
+        .as_f64()
+        .unwrap();
+    let mut v = w.wait("the final table", |v| {
+        status(v) == "ok" && time(v) == want && v["scenario_error"].is_null()
+    });
+    while let Ok(later) = w.lines.recv_timeout(Duration::from_secs(2)) {
+        v = later;
+    }
+    assert_eq!((status(&v), time(&v)), ("ok", want));
+    assert!(v["scenario_error"].is_null());
+    let late_rss = rss_kib(pid);
+    assert!(
+        late_rss <= early_rss + early_rss / 2 + 8 * 1024,
+        "memory grew from {early_rss} KiB to {late_rss} KiB"
+    );
+    assert_eq!(w.terminate().code(), Some(0), "no crash after 240 edits");
+}
