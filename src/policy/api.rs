@@ -224,15 +224,23 @@ pub fn markdown() -> String {
          Positions, steps, layers and bytes are `int`; bandwidths, shares and alpha are `float`.\n",
     );
     out += &format!(
-        "\nLimits per hook call: {} operations, {} nested calls, strings of {} bytes, arrays of {} \
-         and maps of {} items. A script's top-level statements are never run: put constants in \
+        "\nLimits per hook call: {} operations (a native verb counts one more per 64 words of the \
+         sets it touches, so a loop over big sets stops too), {} nested calls, strings of {} bytes, \
+         arrays of {} and maps of {} items. Per run: the scripts may hold {} MiB of token sets at \
+         once, take `policy.max_script_operations` operations in all (default {}), and print {} \
+         lines (the rest is counted and dropped). Scripts have no clock, so a run is deterministic, \
+         and at most {} lines. A script's top-level statements are never run: put constants in \
          parameters (`ctx.param(\"name\", default)`). Limit errors carry no position in Rhai; they \
          are reported at the hook's `fn` line.\n",
         super::host::MAX_OPERATIONS_PER_CALL,
         super::host::MAX_CALL_LEVELS,
         super::host::MAX_STRING_BYTES,
         super::host::MAX_ARRAY_LEN,
-        super::host::MAX_MAP_LEN
+        super::host::MAX_MAP_LEN,
+        super::budget::MAX_SET_BYTES >> 20,
+        super::budget::DEFAULT_MAX_RUN_OPERATIONS,
+        super::host::MAX_SCRIPT_OUTPUT_LINES,
+        super::host::MAX_SCRIPT_LINES
     );
     let mut group = "";
     for v in VERBS {
