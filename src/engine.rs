@@ -225,12 +225,10 @@ impl Sim {
         to: Tier,
     ) -> Result<u64> {
         let range = self.check_layer(layers)?;
-        let k = self.memory.entry_bytes();
-        let cap = cap_bytes.map_or(u64::MAX, |b| b / k);
-        let moved =
-            self.memory
-                .move_entries(range, set, cap, to, Order::OldestFirst, &mut self.moves);
-        Ok(moved * k)
+        let cap = cap_bytes.unwrap_or(u64::MAX);
+        Ok(self
+            .memory
+            .move_entries(range, set, cap, to, Order::OldestFirst, &mut self.moves))
     }
 
     /// Decode steps completed before the current one.
@@ -396,7 +394,13 @@ pub fn run_with_trace(
                 }
                 continue;
             }
-            let want = policy.place(&mut sim, l)?;
+            // With KV blocks only a block's first entry asks the placement (SPEC 14); the
+            // others follow their block (`want` is then not used).
+            let want = if sim.memory.block_started(l, n) {
+                Tier::Ext
+            } else {
+                policy.place(&mut sim, l)?
+            };
             let mut c = sim.moves;
             // Attention weights.
             c.read_hbm(s.attn_weight_hbm[l]);

@@ -141,6 +141,77 @@ impl TokenSet {
         self.words.iter().all(|&w| w == 0)
     }
 
+    /// Number of positions in `start..end` (clamped to the capacity).
+    pub fn count_in(&self, start: usize, end: usize) -> u64 {
+        let end = end.min(self.capacity);
+        if start >= end {
+            return 0;
+        }
+        let (first, last) = (start / 64, (end - 1) / 64);
+        (first..=last)
+            .map(|w| {
+                let lo = if w == first { start % 64 } else { 0 };
+                let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
+                (self.words[w] & mask_bits(lo, hi)).count_ones() as u64
+            })
+            .sum()
+    }
+
+    /// The lowest position at or after `from`, if any.
+    pub fn next_from(&self, from: usize) -> Option<usize> {
+        if from >= self.capacity {
+            return None;
+        }
+        let mut i = from / 64;
+        let mut w = self.words[i] & !((1u64 << (from % 64)) - 1);
+        loop {
+            if w != 0 {
+                return Some(i * 64 + w.trailing_zeros() as usize);
+            }
+            i += 1;
+            if i >= self.words.len() {
+                return None;
+            }
+            w = self.words[i];
+        }
+    }
+
+    /// The highest position below `before`, if any.
+    pub fn prev_below(&self, before: usize) -> Option<usize> {
+        let before = before.min(self.capacity);
+        if before == 0 {
+            return None;
+        }
+        let mut i = (before - 1) / 64;
+        let mut w = self.words[i] & mask_bits(0, (before - 1) % 64 + 1);
+        loop {
+            if w != 0 {
+                return Some(i * 64 + 63 - w.leading_zeros() as usize);
+            }
+            if i == 0 {
+                return None;
+            }
+            i -= 1;
+            w = self.words[i];
+        }
+    }
+
+    /// `self |= other & (start..end)`.
+    pub fn union_range(&mut self, other: &TokenSet, start: usize, end: usize) {
+        let end = end.min(self.capacity).min(other.capacity);
+        let src = &other.words;
+        let dst = &mut self.words;
+        if start >= end {
+            return;
+        }
+        let (first, last) = (start / 64, (end - 1) / 64);
+        for w in first..=last {
+            let lo = if w == first { start % 64 } else { 0 };
+            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
+            dst[w] |= src[w] & mask_bits(lo, hi);
+        }
+    }
+
     /// `self |= other`.
     pub fn union_with(&mut self, other: &TokenSet) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
@@ -314,6 +385,28 @@ mod tests {
         }
         assert_eq!(s.iter_rev().collect::<Vec<_>>(), vec![129, 64, 5, 0]);
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 5, 64, 129]);
+    }
+
+    #[test]
+    fn range_counts_and_neighbours() {
+        let mut s = TokenSet::new(300);
+        for p in [3, 63, 64, 130, 299] {
+            s.insert(p);
+        }
+        assert_eq!(s.count_in(0, 64), 2);
+        assert_eq!(s.count_in(63, 131), 3);
+        assert_eq!(s.count_in(131, 299), 0);
+        assert_eq!(s.count_in(0, 1000), 5);
+        assert_eq!(s.next_from(4), Some(63));
+        assert_eq!(s.next_from(65), Some(130));
+        assert_eq!(s.next_from(300), None);
+        assert_eq!(s.prev_below(130), Some(64));
+        assert_eq!(s.prev_below(64), Some(63));
+        assert_eq!(s.prev_below(3), None);
+        assert_eq!(s.prev_below(1000), Some(299));
+        let mut t = TokenSet::new(300);
+        t.union_range(&s, 60, 131);
+        assert_eq!(t.iter().collect::<Vec<_>>(), vec![63, 64, 130]);
     }
 
     #[test]

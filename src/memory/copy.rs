@@ -1,61 +1,92 @@
-//! The copy engine of async migration (SPEC 12): one FIFO queue of copy jobs, each the entries
-//! one move verb call asked for, in move order.
+//! The copy engine of async migration (SPEC 12, 14): one FIFO queue of copy jobs, each the
+//! entries one move verb call asked for, in move order, grouped in units that complete
+//! together (a KV block; with `block_tokens = 1`, an entry).
 //!
 //! The queue advances by byte counts only: a row's work moves the head job's `copied` counter,
-//! and the entries whose end that counter passed complete as a prefix of the job. Nothing here
-//! scans positions; residency changes on completion are applied by [`super::Memory`].
+//! and the units whose last entry that counter passed complete, in order. An entry written into
+//! a block that is queued goes to the end of its job, and the block completes with it. Nothing
+//! here scans positions; residency changes on completion are applied by [`super::Memory`].
 
 use std::collections::VecDeque;
 
 use super::{Charges, Tier};
 
+/// A block (or entry) of a job: it completes when the job's copied entries reach `end`.
+#[derive(Clone, Copy, Debug)]
+struct Unit {
+    layer: u32,
+    block: u32,
+    /// Entries of the job up to and including this unit's last one.
+    end: u64,
+    /// False when the unit got a later entry and moved to the end of the job.
+    live: bool,
+}
+
 /// The entries of one move verb call, in the order the sync verb would move them.
 #[derive(Clone, Debug)]
 pub(super) struct CopyJob {
     pub to: Tier,
-    /// `(layer, position)` of each entry, in move order.
-    entries: Vec<(u32, u32)>,
+    /// Units in order of their `end` (a unit that gets an appended entry is re-added at the
+    /// back and its old place marked dead).
+    units: Vec<Unit>,
+    /// Entries in the job.
+    entries: u64,
     /// Bytes copied so far.
     copied: u64,
-    /// Entries whose completion has been applied.
-    completed: usize,
+    /// Units up to here are completed or dead.
+    next: usize,
 }
 
 impl CopyJob {
     pub fn new(to: Tier) -> CopyJob {
         CopyJob {
             to,
-            entries: Vec::new(),
+            units: Vec::new(),
+            entries: 0,
             copied: 0,
-            completed: 0,
+            next: 0,
         }
     }
 
-    pub fn add(&mut self, layer: usize, pos: usize) {
+    /// Adds a block (or entry) of `count` entries at the end of the job.
+    pub fn add(&mut self, layer: usize, block: usize, count: u64) {
         // Layers are <= 10,000 and positions < 2^26 (scenario limits).
-        self.entries.push((layer as u32, pos as u32));
+        self.entries += count;
+        self.units.push(Unit {
+            layer: layer as u32,
+            block: block as u32,
+            end: self.entries,
+            live: true,
+        });
     }
 
-    pub fn entry(&self, i: usize) -> (usize, usize) {
-        let (l, p) = self.entries[i];
-        (l as usize, p as usize)
+    /// Whether the job holds block `block` of `layer`, not yet completed.
+    fn holds(&self, layer: usize, block: usize) -> Option<usize> {
+        let (l, b) = (layer as u32, block as u32);
+        (self.next..self.units.len())
+            .find(|&i| self.units[i].live && self.units[i].layer == l && self.units[i].block == b)
     }
 
     fn bytes(&self, entry_bytes: u64) -> u64 {
-        self.entries.len() as u64 * entry_bytes
+        self.entries * entry_bytes
     }
 
     pub fn is_done(&self, entry_bytes: u64) -> bool {
         self.copied == self.bytes(entry_bytes)
     }
 
-    /// The range of entries that completed since the last call (their copied bytes reached
-    /// their end), marking them applied.
-    pub fn take_completed(&mut self, entry_bytes: u64) -> (usize, usize) {
-        let done = (self.copied / entry_bytes) as usize;
-        let from = self.completed;
-        self.completed = done;
-        (from, done)
+    /// The units completed since the last call, as `(layer, block)`, in order.
+    pub fn take_completed(&mut self, entry_bytes: u64) -> Vec<(usize, usize)> {
+        let done = self.copied / entry_bytes;
+        let mut out = Vec::new();
+        while self.next < self.units.len() && self.units[self.next].end <= done {
+            let u = self.units[self.next];
+            if u.live {
+                out.push((u.layer as usize, u.block as usize));
+            }
+            self.next += 1;
+        }
+        out
     }
 }
 
@@ -89,10 +120,25 @@ impl CopyQueue {
 
     /// Appends a job; a verb call that selected nothing adds none.
     pub fn push(&mut self, job: CopyJob) {
-        if !job.entries.is_empty() {
+        if job.entries > 0 {
             self.pending += job.bytes(self.entry_bytes);
             self.jobs.push_back(job);
         }
+    }
+
+    /// Appends one new entry of `block` at `layer` to the end of the job that holds the block
+    /// (SPEC 14: an entry written into a block with a queued copy); the block then completes
+    /// with it.
+    pub fn append_to_block(&mut self, layer: usize, block: usize) {
+        for job in self.jobs.iter_mut() {
+            if let Some(i) = job.holds(layer, block) {
+                job.units[i].live = false;
+                job.add(layer, block, 1);
+                self.pending += self.entry_bytes;
+                return;
+            }
+        }
+        debug_assert!(false, "block {block} of layer {layer} is queued in no job");
     }
 
     pub fn pop_front(&mut self) -> Option<CopyJob> {

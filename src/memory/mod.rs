@@ -14,6 +14,7 @@
 //!
 //! Not here: the time rules ([`charges`]), policies, the trace.
 
+mod blocks;
 mod charges;
 mod copy;
 
@@ -75,8 +76,15 @@ pub struct Memory {
     hierarchy: Hierarchy,
     access: Access,
     entry_bytes: u64,
+    /// Positions per KV block (SPEC 14; 1 = per-token residency).
+    block_tokens: usize,
+    /// `entry_bytes * block_tokens`: the budget one block on HBM takes.
+    block_bytes: u64,
+    /// Whether moves, passive installs and new entries take the block code paths (always with
+    /// `block_tokens > 1`; tests also run them with one position per block).
+    block_paths: bool,
     budget_bytes: u64,
-    /// Resident HBM KV plus the reservations of queued promotions.
+    /// Resident HBM KV (whole blocks) plus the reservations of queued promotions.
     hbm_used_bytes: u64,
     mode: MigrationMode,
     copies: CopyQueue,
@@ -98,7 +106,13 @@ impl Memory {
         let layers = (0..s.layers)
             .map(|l| {
                 let present = TokenSet::range(positions, 0, s.prefill);
-                let (a, b) = initial_hbm_range(&scenario.file.initial, s.layers, s.prefill, l);
+                let (a, b) = initial_hbm_range(
+                    &scenario.file.initial,
+                    s.layers,
+                    s.prefill,
+                    l,
+                    s.block_tokens,
+                );
                 let hbm = TokenSet::range(positions, a, b);
                 LayerResidency {
                     present,
@@ -116,6 +130,9 @@ impl Memory {
             hierarchy: scenario.file.memory.hierarchy,
             access: scenario.file.ext.access,
             entry_bytes: s.entry_bytes,
+            block_tokens: s.block_tokens,
+            block_bytes: s.block_bytes,
+            block_paths: s.block_tokens > 1,
             budget_bytes: s.kv_budget_bytes,
             hbm_used_bytes: used,
             mode: scenario.file.memory.migration,
@@ -145,9 +162,16 @@ impl Memory {
     pub fn hbm_free_bytes(&self) -> u64 {
         self.budget_bytes - self.hbm_used_bytes
     }
-    /// Entries that still fit in the HBM KV budget.
-    pub fn hbm_free_entries(&self) -> u64 {
-        self.hbm_free_bytes() / self.entry_bytes
+    /// Positions per KV block.
+    pub fn block_tokens(&self) -> usize {
+        self.block_tokens
+    }
+
+    /// Runs the block code paths even with one position per block (for tests that check they
+    /// give the per-entry results). Call before the first entry is written.
+    #[doc(hidden)]
+    pub fn use_block_paths(&mut self) {
+        self.block_paths = true;
     }
 
     /// Entries that exist at `layer`.
@@ -203,15 +227,23 @@ impl Memory {
         self.counters.peak_hbm_kv_bytes = self.counters.peak_hbm_kv_bytes.max(self.hbm_used_bytes);
     }
 
-    /// Whether one more entry fits in the HBM budget.
+    /// Whether one more block (with `block_tokens = 1`, one more entry) fits in the budget.
     pub fn has_room(&self) -> bool {
-        self.hbm_used_bytes + self.entry_bytes <= self.budget_bytes
+        self.hbm_used_bytes + self.block_bytes <= self.budget_bytes
     }
 
-    /// Writes the new entry `(pos, layer)`. A request for HBM without room goes to EXT and counts
-    /// as a fallback. Returns the tier used.
+    /// Writes the new entry `(pos, layer)`. The first entry of a block (every entry with
+    /// `block_tokens = 1`) goes where `want` says: a request for HBM without room for a whole
+    /// block goes to EXT and counts as a fallback. A later entry of a block follows the block
+    /// and `want` is not used (the engine does not ask the placement; see
+    /// [`Memory::block_started`]). Returns the tier used.
     pub fn write_new(&mut self, layer: usize, pos: usize, want: Tier, c: &mut Charges) -> Tier {
         let k = self.entry_bytes;
+        if self.block_paths {
+            if let Some(tier) = self.write_into_block(layer, pos, c) {
+                return tier;
+            }
+        }
         let tier = if want == Tier::Hbm && !self.has_room() {
             self.counters.fallbacks += 1;
             Tier::Ext
@@ -224,7 +256,7 @@ impl Memory {
         if tier == Tier::Hbm {
             r.hbm.insert(pos);
             r.hbm_count += 1;
-            self.hbm_used_bytes += k;
+            self.hbm_used_bytes += self.block_bytes;
             c.write_hbm(k);
             if self.hierarchy == Hierarchy::Inclusive {
                 c.write_ext(k);
@@ -279,7 +311,10 @@ impl Memory {
         skipped: Option<&TokenSet>,
         c: &mut Charges,
     ) {
-        let room = self.hbm_free_entries();
+        if self.block_paths {
+            return self.passive_install_blocks(layer, n, skipped, c);
+        }
+        let room = self.hbm_free_bytes() / self.entry_bytes;
         if room == 0 {
             return;
         }
@@ -296,26 +331,30 @@ impl Memory {
     }
 
     /// Moves the entries of `set` to `to` at the layers of `layers`, in order, with one cap of
-    /// `cap_entries` for the whole call; promotions take the newest entries first, demotions
-    /// `order`. Sync mode moves at once and charges `c`; async mode appends one copy job to the
-    /// queue (nothing is charged until the copy engine works on it). Returns the entries moved
-    /// or queued.
+    /// `cap_bytes` for the whole call; promotions take the newest entries first, demotions
+    /// `order`. With KV blocks the set is widened to whole blocks and the cap admits whole
+    /// blocks (SPEC 14). Sync mode moves at once and charges `c`; async mode appends one copy
+    /// job to the queue (nothing is charged until the copy engine works on it). Returns the
+    /// bytes moved or queued.
     pub fn move_entries(
         &mut self,
         layers: Range<usize>,
         set: &TokenSet,
-        cap_entries: u64,
+        cap_bytes: u64,
         to: Tier,
         order: Order,
         c: &mut Charges,
     ) -> u64 {
         let mut job = (self.mode == MigrationMode::Async).then(|| CopyJob::new(to));
-        let mut cap = cap_entries;
+        let k = self.entry_bytes;
+        let mut cap = cap_bytes;
         let mut moved = 0;
         for l in layers {
-            let m = match to {
-                Tier::Hbm => self.promote(l, set, cap, job.as_mut(), c),
-                Tier::Ext => self.demote(l, set, cap, order, job.as_mut(), c),
+            let m = match (to, self.block_paths) {
+                (Tier::Hbm, false) => self.promote(l, set, cap / k, job.as_mut(), c) * k,
+                (Tier::Ext, false) => self.demote(l, set, cap / k, order, job.as_mut(), c) * k,
+                (Tier::Hbm, true) => self.promote_blocks(l, set, cap, job.as_mut(), c),
+                (Tier::Ext, true) => self.demote_blocks(l, set, cap, order, job.as_mut(), c),
             };
             cap -= m;
             moved += m;
@@ -366,7 +405,7 @@ impl Memory {
             Some(job) => {
                 for p in want.iter_rev().take(moved as usize) {
                     r.queued.insert(p);
-                    job.add(layer, p);
+                    job.add(layer, p, 1);
                 }
                 r.queued_count += moved;
             }
@@ -412,7 +451,7 @@ impl Memory {
             Some(job) if exclusive => {
                 for p in victims(&take) {
                     r.queued.insert(p);
-                    job.add(layer, p);
+                    job.add(layer, p, 1);
                 }
                 r.queued_count += moved;
                 return moved;
@@ -443,30 +482,14 @@ impl Memory {
         self.copies.work(seconds, c);
     }
 
-    /// Applies the completions of the entries whose copied bytes reached their end, in queue
-    /// order, and counts them in `c.to_hbm` / `c.to_ext`. Done jobs leave the queue.
+    /// Applies the completions of the blocks (entries, with `block_tokens = 1`) whose copied
+    /// bytes reached their last entry, in queue order, and counts their present entries in
+    /// `c.to_hbm` / `c.to_ext`. Done jobs leave the queue.
     pub fn complete_copies(&mut self, c: &mut Charges) {
         let k = self.entry_bytes;
         while let Some(mut job) = self.copies.pop_front() {
-            let (from, to) = job.take_completed(k);
-            for i in from..to {
-                let (layer, pos) = job.entry(i);
-                let r = &mut self.layers[layer];
-                r.queued.remove(pos);
-                r.queued_count -= 1;
-                match job.to {
-                    Tier::Hbm => {
-                        r.hbm.insert(pos);
-                        r.hbm_count += 1;
-                        c.to_hbm += k;
-                    }
-                    Tier::Ext => {
-                        r.hbm.remove(pos);
-                        r.hbm_count -= 1;
-                        self.hbm_used_bytes -= k;
-                        c.to_ext += k;
-                    }
-                }
+            for (layer, block) in job.take_completed(k) {
+                self.complete_block(layer, block, job.to, c);
             }
             if !job.is_done(k) {
                 self.copies.push_front(job);

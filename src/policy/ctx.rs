@@ -284,6 +284,7 @@ pub fn register(engine: &mut Engine) {
     get!("prefill", "int", |s| s.sizes.prefill as INT);
     get!("decode", "int", |s| s.sizes.decode as INT);
     get!("entry_bytes", "int", |s| int(s.sizes.entry_bytes));
+    get!("block_tokens", "int", |s| s.sizes.block_tokens as INT);
     get!("hbm_used", "int", |s| int(s.memory.hbm_used_bytes()));
     get!("hbm_budget", "int", |s| int(s.memory.budget_bytes()));
     get!("hbm_free", "int", |s| int(s.memory.hbm_free_bytes()));
@@ -359,6 +360,24 @@ pub fn register(engine: &mut Engine) {
             let s = c.sim()?;
             let l = layer_of(s, l)?;
             c.wrap(s, s.memory.present(l).clone())
+        }
+    );
+    reg!(
+        engine,
+        "block_cover",
+        ["ctx: Ctx", "set: TokenSet"],
+        |c: &mut Ctx, set: ScriptSet| -> RResult<ScriptSet> {
+            let s = c.sim()?;
+            let bt = s.sizes.block_tokens;
+            let mut out = TokenSet::new(s.sizes.positions());
+            let mut x = 0;
+            while let Some(p) = set.set.next_from(x) {
+                let b = p / bt;
+                out.insert_range(b * bt, (b + 1) * bt);
+                x = (b + 1) * bt;
+            }
+            c.charge(set.set.words().len() as u64);
+            c.wrap(s, out)
         }
     );
     reg!(

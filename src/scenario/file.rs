@@ -161,6 +161,14 @@ pub struct MemorySection {
     /// Copy engine rate of demotions (HBM -> EXT); default the link's write bandwidth.
     #[serde(default)]
     pub copy_write_bandwidth: Option<Bandwidth>,
+    /// Positions per KV block (SPEC 14): all present entries of a block at a layer are in one
+    /// tier, and a block on HBM takes the budget of all its positions. 1 = per token (v1).
+    #[serde(default = "one_u64")]
+    pub block_tokens: u64,
+}
+
+fn one_u64() -> u64 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -213,6 +221,7 @@ impl Default for MemorySection {
             migration: MigrationMode::Sync,
             copy_read_bandwidth: None,
             copy_write_bandwidth: None,
+            block_tokens: 1,
         }
     }
 }

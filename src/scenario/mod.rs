@@ -74,6 +74,10 @@ pub struct Sizes {
     pub weights_on_hbm_bytes: u64,
     /// `k`: one KV entry (one position, one layer, whole batch).
     pub entry_bytes: u64,
+    /// `bt`: positions per KV block (SPEC 14; 1 = per-token residency, v1).
+    pub block_tokens: usize,
+    /// `k * bt`: the HBM budget one block takes.
+    pub block_bytes: u64,
     /// `P * L * k`.
     pub prefill_kv_bytes: u64,
     /// Prefill KV placed on HBM by the initial layout.

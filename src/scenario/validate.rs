@@ -369,6 +369,13 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
             );
         }
     }
+    if !(1..=1 << 16).contains(&f.memory.block_tokens) {
+        c.fail(
+            "memory.block_tokens",
+            f.memory.block_tokens,
+            "must be in 1..=65536 positions per KV block (1 = per-token residency, 16 = vLLM's pages)",
+        );
+    }
     if f.policy.max_script_operations == 0 {
         c.fail(
             "policy.max_script_operations",
@@ -442,7 +449,10 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
         );
     }
     let prefill_kv_bytes = entry_bytes * w.prefill * m.layers;
-    let initial_hbm_kv_bytes = entry_bytes * initial_hbm_entries(f, layers, prefill) as u64;
+    let block_tokens = f.memory.block_tokens as usize;
+    let block_bytes = entry_bytes * f.memory.block_tokens;
+    let initial_hbm_kv_bytes =
+        block_bytes * initial_hbm_blocks(f, layers, prefill, block_tokens) as u64;
     let capacity_bytes = f.hbm.capacity.0;
     let (kv_budget_bytes, oversubscribed_bytes) = match f.hbm.kv_budget {
         Some(b) => {
@@ -514,6 +524,8 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
         mlp_weight_hbm,
         weights_on_hbm_bytes,
         entry_bytes,
+        block_tokens,
+        block_bytes,
         prefill_kv_bytes,
         initial_hbm_kv_bytes,
         capacity_bytes,
@@ -531,17 +543,30 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
     })
 }
 
-/// Prefill positions on HBM at one layer under the initial layout, as a half-open range.
+/// Prefill positions on HBM at one layer under the initial layout, as a half-open range. With
+/// KV blocks of `block_tokens` positions (SPEC 14), `newest` and `oldest` keep on HBM only the
+/// blocks whose present prefill positions all lie in the newest (oldest) `floor(P * f)`; the
+/// range then starts on a block boundary (and ends at one, or at `P`).
 pub fn initial_hbm_range(
     initial: &InitialSection,
     layers: usize,
     prefill: usize,
     layer: usize,
+    block_tokens: usize,
 ) -> (usize, usize) {
     let f = initial.prefill_kv_on_hbm;
+    let share = fraction_of(prefill as u64, f) as usize;
+    let bt = block_tokens;
     match initial.prefill_kv_layout {
-        PrefillLayout::Newest => (prefill - fraction_of(prefill as u64, f) as usize, prefill),
-        PrefillLayout::Oldest => (0, fraction_of(prefill as u64, f) as usize),
+        PrefillLayout::Newest => (((prefill - share).div_ceil(bt) * bt).min(prefill), prefill),
+        PrefillLayout::Oldest => (
+            0,
+            if share >= prefill {
+                prefill
+            } else {
+                share / bt * bt
+            },
+        ),
         PrefillLayout::FirstLayers => {
             if layer < round_half_up(f * layers as f64) as usize {
                 (0, prefill)
@@ -552,11 +577,13 @@ pub fn initial_hbm_range(
     }
 }
 
-fn initial_hbm_entries(f: &ScenarioFile, layers: usize, prefill: usize) -> usize {
+/// KV blocks on HBM before the first step, over all layers (each takes `k * block_tokens` of
+/// the budget, a partly filled last prefill block too).
+fn initial_hbm_blocks(f: &ScenarioFile, layers: usize, prefill: usize, bt: usize) -> usize {
     (0..layers)
         .map(|l| {
-            let (a, b) = initial_hbm_range(&f.initial, layers, prefill, l);
-            b - a
+            let (a, b) = initial_hbm_range(&f.initial, layers, prefill, l, bt);
+            (b - a).div_ceil(bt)
         })
         .sum()
 }
