@@ -214,7 +214,66 @@ pub fn scenario_show(path: &Path) -> Result<()> {
     }
     println!("scenario: {}", sc.name);
     println!("{t}");
+    if !sc.provenance.is_empty() {
+        let mut p = Table::new();
+        p.load_preset(presets::UTF8_FULL_CONDENSED);
+        p.set_header(vec!["field", "value", "from", "source"]);
+        for f in &sc.provenance {
+            p.add_row(vec![
+                f.field.clone(),
+                f.value.clone(),
+                f.origin.clone(),
+                f.source.clone(),
+            ]);
+        }
+        println!("fields from presets (every other field is the scenario file's own):");
+        println!("{p}");
+    }
     Ok(())
+}
+
+pub fn presets() -> Result<()> {
+    let (hw, models) = kvtier::scenario::preset::listing()?;
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "hardware",
+        "HBM",
+        "HBM bandwidth",
+        "link read",
+        "link write",
+        "EXT inside",
+        "TFLOP/s BF16 / FP8",
+    ]);
+    for r in hw {
+        t.add_row(r);
+    }
+    let mut m = Table::new();
+    m.load_preset(presets::UTF8_FULL_CONDENSED);
+    m.set_header(vec![
+        "model",
+        "layers",
+        "parameters",
+        "query / KV heads",
+        "KV bytes per token (BF16)",
+        "attention share",
+    ]);
+    for r in models {
+        m.add_row(r);
+    }
+    println!("{t}\n{m}");
+    println!("Use in a scenario: hardware = \"NAME\" and model = \"NAME\" (or [model] preset = \"NAME\"); `kvtier presets show NAME` prints every figure with its source.");
+    Ok(())
+}
+
+pub fn preset_show(name: &str) -> Result<()> {
+    match kvtier::scenario::preset::text_of(name) {
+        Some(t) => {
+            print!("{t}");
+            Ok(())
+        }
+        None => anyhow::bail!("no preset {name:?}: `kvtier presets` lists them"),
+    }
 }
 
 pub fn trace_gen(scenario: &Path, out: &Path, to: Option<TraceFormat>) -> Result<()> {

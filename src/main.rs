@@ -53,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: ScenarioCommand,
     },
+    /// Hardware and model presets: list them with their key figures, or print one with its
+    /// sources (`kvtier presets show gh200`).
+    Presets {
+        #[command(subcommand)]
+        command: Option<PresetsCommand>,
+    },
     /// Skip traces.
     Trace {
         #[command(subcommand)]
@@ -237,6 +243,12 @@ pub struct SweepPlot {
 enum ScenarioCommand {
     /// Print the sizes derived from a scenario.
     Show { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum PresetsCommand {
+    /// Print a preset file: every figure with its source.
+    Show { name: String },
 }
 
 #[derive(Subcommand)]
@@ -432,6 +444,10 @@ fn dispatch(c: Command) -> Result<()> {
         Command::Scenario {
             command: ScenarioCommand::Show { file },
         } => cli::scenario_show(&file),
+        Command::Presets { command: None } => cli::presets(),
+        Command::Presets {
+            command: Some(PresetsCommand::Show { name }),
+        } => cli::preset_show(&name),
         Command::Trace {
             command:
                 TraceCommand::Gen {

@@ -18,7 +18,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{Scenario, ScenarioFile};
+use crate::scenario::Scenario;
 
 /// One `--vary KEY=V1,V2,...` argument.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -271,10 +271,7 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
             set_path(&mut t, k, val.clone())
                 .with_context(|| format!("--vary {k}={}", value_text(val)))?;
         }
-        let file: ScenarioFile = toml::Value::Table(t)
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow!("{}: {}", describe(&assignments), e.message()))?;
-        let scenario = Scenario::from_file(file, Some(base))
+        let scenario = Scenario::from_table(t, Some(base))
             .map_err(|e| anyhow!("{}: {e:#}", describe(&assignments)))?;
         points.push(Point {
             assignments,

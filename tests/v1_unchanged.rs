@@ -130,13 +130,16 @@ fn uses_v2(f: &ScenarioFile) -> bool {
         || f.memory.migration != MigrationMode::Sync
         || f.memory.copy_read_bandwidth.is_some()
         || f.memory.copy_write_bandwidth.is_some()
+        || f.memory.block_tokens != 1
+        || f.model.kv_dtype_bits.is_some()
+        || f.model.kv_latent.is_some()
 }
 
 fn all_digests() -> Vec<String> {
     let mut out = Vec::new();
     for path in shipped() {
         let sc = Scenario::load(&path).unwrap();
-        if uses_v2(&sc.file) {
+        if uses_v2(&sc.file) || !sc.provenance.is_empty() {
             continue;
         }
         let (p, m) = (

@@ -53,6 +53,14 @@ pub struct ModelSection {
     pub head_dim: Option<u64>,
     #[serde(default = "default_dtype_bytes")]
     pub kv_dtype_bytes: u64,
+    /// Bits per KV value when not a whole number of bytes (4-bit KV); wins over
+    /// `kv_dtype_bytes`.
+    #[serde(default)]
+    pub kv_dtype_bits: Option<u64>,
+    /// Values cached per position and layer as one latent (MLA: `kv_lora_rank +
+    /// qk_rope_head_dim`), instead of a K and a V per KV head.
+    #[serde(default)]
+    pub kv_latent: Option<u64>,
     /// Bytes of one position's keys and values at one layer for ONE sequence; replaces
     /// `2 * kv_heads * head_dim * kv_dtype_bytes` and is multiplied by the batch.
     #[serde(default)]

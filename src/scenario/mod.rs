@@ -13,6 +13,7 @@
 //! docs/scenario.md), [`validate`] (range checks and the derived [`Sizes`]).
 
 mod file;
+pub mod preset;
 mod units;
 mod validate;
 
@@ -49,6 +50,9 @@ pub struct Scenario {
     pub path: Option<PathBuf>,
     pub file: ScenarioFile,
     pub sizes: Sizes,
+    /// The fields that came from a hardware or model preset, and their sources (empty when
+    /// the scenario names no preset).
+    pub provenance: Vec<preset::Provenance>,
 }
 
 /// Every number derived from a scenario, computed once.
@@ -152,8 +156,26 @@ impl Scenario {
     /// Parses and validates scenario text; `path` is used in messages and for relative paths.
     pub fn from_toml(text: &str, path: Option<&Path>) -> Result<Scenario> {
         let label = file_label(path);
+        let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&label, text, &e))?;
+        if preset::names_presets(&table) {
+            return Scenario::from_table(table, path);
+        }
+        // No preset: parse the text itself, so that errors point at its lines.
         let file: ScenarioFile = toml::from_str(text).map_err(|e| toml_error(&label, text, &e))?;
         Scenario::from_file(file, path)
+    }
+
+    /// Validates a scenario given as a TOML table, first filling what its presets give.
+    pub fn from_table(mut table: toml::Table, path: Option<&Path>) -> Result<Scenario> {
+        let label = file_label(path);
+        let provenance = preset::apply(&mut table, path).map_err(|e| anyhow!("{label}: {e:#}"))?;
+        let file: ScenarioFile = toml::Value::Table(table).try_into().map_err(|e| {
+            let msg = e.to_string().trim().replace('\n', " ");
+            anyhow!("{label}: {msg}")
+        })?;
+        let mut sc = Scenario::from_file(file, path)?;
+        sc.provenance = provenance;
+        Ok(sc)
     }
 
     /// Validates an already parsed scenario.
@@ -173,6 +195,7 @@ impl Scenario {
             path: path.map(Path::to_path_buf),
             file,
             sizes,
+            provenance: Vec::new(),
         })
     }
 

@@ -145,22 +145,24 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
     if let Some(a) = attn_fraction {
         c.fraction("model.attn_weight_fraction", a);
     }
-    let per_seq_kv = match (m.kv_bytes, m.kv_heads) {
-        (Some(b), None) => {
+    // Bits of one cached value: `kv_dtype_bits` (sub-byte KV such as 4-bit) or the bytes.
+    let kv_bits = match m.kv_dtype_bits {
+        Some(b) if !(1..=64).contains(&b) => {
+            c.fail("model.kv_dtype_bits", b, "must be 1..=64 bits per KV value");
+            8
+        }
+        Some(b) => b,
+        None => m.kv_dtype_bytes * 8,
+    };
+    // Values cached per position and layer: a K and a V per KV head, or one MLA latent.
+    let kv_values = match (m.kv_bytes, m.kv_heads, m.kv_latent) {
+        (Some(b), None, None) => {
             if b.0 == 0 {
                 c.fail("model.kv_bytes", "0 B", "must be > 0 bytes");
             }
-            b.0
+            None
         }
-        (Some(_), Some(_)) => {
-            c.fail(
-                "model.kv_bytes",
-                "set",
-                "give either `kv_bytes` or `kv_heads` + `head_dim`, not both",
-            );
-            0
-        }
-        (None, Some(h)) => match m.head_dim {
+        (None, Some(h), None) => match m.head_dim {
             Some(d) => {
                 if h == 0 {
                     c.fail("model.kv_heads", h, "must be >= 1");
@@ -168,35 +170,60 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
                 if d == 0 {
                     c.fail("model.head_dim", d, "must be >= 1");
                 }
-                match 2u64
-                    .checked_mul(h)
-                    .and_then(|x| x.checked_mul(d))
-                    .and_then(|x| x.checked_mul(m.kv_dtype_bytes))
-                {
-                    Some(b) => b,
+                match 2u64.checked_mul(h).and_then(|x| x.checked_mul(d)) {
+                    Some(v) => Some(v),
                     None => {
                         c.fail(
                             "model.kv_heads x model.head_dim",
                             format!("{h} x {d}"),
                             "2 x kv_heads x head_dim x kv_dtype_bytes overflows 64-bit bytes: give real head counts",
                         );
-                        0
+                        Some(0)
                     }
                 }
             }
             None => {
                 c.fail("model.head_dim", "missing", "`kv_heads` needs `head_dim`");
-                0
+                Some(0)
             }
         },
-        (None, None) => {
+        (None, None, Some(v)) => {
+            if v == 0 {
+                c.fail("model.kv_latent", v, "must be >= 1 values per position");
+            }
+            Some(v)
+        }
+        (None, None, None) => {
             c.fail(
                 "model",
                 "no KV size",
-                "give `kv_heads` and `head_dim`, or `kv_bytes`",
+                "give `kv_heads` and `head_dim`, `kv_latent` (MLA), or `kv_bytes`",
             );
-            0
+            Some(0)
         }
+        _ => {
+            c.fail(
+                "model.kv_bytes / kv_heads / kv_latent",
+                "more than one set",
+                "give one of `kv_bytes`, `kv_heads` + `head_dim`, or `kv_latent`",
+            );
+            Some(0)
+        }
+    };
+    let per_seq_kv = match kv_values {
+        None => m.kv_bytes.map_or(0, |b| b.0),
+        // Whole bytes: sub-byte values are packed, a partial byte rounds up.
+        Some(v) => match v.checked_mul(kv_bits) {
+            Some(bits) => bits.div_ceil(8),
+            None => {
+                c.fail(
+                    "model.kv_heads x model.head_dim",
+                    v,
+                    "the KV entry overflows 64-bit bytes: give real head counts",
+                );
+                0
+            }
+        },
     };
     // With `kv_bytes`, `head_dim` (and `q_heads`) may still be given: they serve compute only.
     if m.kv_bytes.is_some() && m.head_dim == Some(0) {
