@@ -117,11 +117,24 @@ fn bail_on_failed_pairs(c: &Comparison) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The placements and migrations given on the command line (or the seed's folders), and
+/// whether to add the baseline pairs.
+pub type PairArgs<'a> = (&'a [String], &'a [String], bool);
+
+/// The pairs a comparison runs: every placement with every migration, then the baselines.
+fn pairs_of((placements, migrations, baselines): PairArgs) -> Result<Vec<kvtier::compare::Pair>> {
+    let p = policy::expand_all(placements, &["policies/placement"], Kind::Placement)?;
+    let m = policy::expand_all(migrations, &["policies/migration"], Kind::Migration)?;
+    let mut pairs = kvtier::compare::cross(&p, &m);
+    if baselines {
+        pairs.extend(policy::baseline_pairs(Path::new(policy::BASELINES_DIR))?);
+    }
+    Ok(pairs)
+}
+
 pub fn compare(
     path: &Path,
-    placements: &[String],
-    migrations: &[String],
+    which: PairArgs,
     params: &[String],
     format: Format,
     by: GroupBy,
@@ -132,12 +145,11 @@ pub fn compare(
     if let Some(dir) = plot {
         kvtier::plot::check_dir(dir)?;
     }
-    let p = policy::expand_all(placements, &["policies/placement"], Kind::Placement)?;
-    let m = policy::expand_all(migrations, &["policies/migration"], Kind::Migration)?;
+    let run = pairs_of(which)?;
     let (c, pairs) = match plot {
-        Some(_) => kvtier::compare::compare_with_series(&scenario, &p, &m, params, csv)?,
+        Some(_) => kvtier::compare::compare_with_series(&scenario, &run, params, csv)?,
         None => (
-            kvtier::compare::compare(&scenario, &p, &m, params, csv)?,
+            kvtier::compare::compare(&scenario, &run, params, csv)?,
             Vec::new(),
         ),
     };
@@ -151,17 +163,10 @@ pub fn compare(
 }
 
 /// `kvtier report`: every pair run once, then one self-contained HTML file.
-pub fn report(
-    path: &Path,
-    placements: &[String],
-    migrations: &[String],
-    params: &[String],
-    out: &Path,
-) -> Result<()> {
+pub fn report(path: &Path, which: PairArgs, params: &[String], out: &Path) -> Result<()> {
     let scenario = Scenario::load(path)?;
-    let p = policy::expand_all(placements, &["policies/placement"], Kind::Placement)?;
-    let m = policy::expand_all(migrations, &["policies/migration"], Kind::Migration)?;
-    let (c, pairs) = kvtier::compare::compare_with_series(&scenario, &p, &m, params, None)?;
+    let run = pairs_of(which)?;
+    let (c, pairs) = kvtier::compare::compare_with_series(&scenario, &run, params, None)?;
     let html = kvtier::report::html(&scenario, &c, &pairs)?;
     kvtier::output::write_atomic(out, |w| {
         w.write_all(html.as_bytes())?;
@@ -605,6 +610,7 @@ pub struct SweepArgs {
     pub output: Option<std::path::PathBuf>,
     pub plot: Option<std::path::PathBuf>,
     pub metric: String,
+    pub baselines: bool,
 }
 
 /// Default pairs of a sweep: the scripted PreferHBM with no migration and with AlphaMigration
@@ -629,11 +635,17 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
         vary,
         placements: placements.iter().map(PolicyRef::label).collect(),
         migrations: migrations.iter().map(PolicyRef::label).collect(),
+        extra_pairs: Vec::new(),
         params: a.params,
         columns: a.columns,
         sort: a.sort,
     };
-    let sweep = kvtier::sweep_run::Sweep::new(def, &a.scenario, placements, migrations)?;
+    let extra = if a.baselines {
+        policy::baseline_pairs(Path::new(policy::BASELINES_DIR))?
+    } else {
+        Vec::new()
+    };
+    let sweep = kvtier::sweep_run::Sweep::new(def, &a.scenario, placements, migrations, extra)?;
     run_sweep(
         &sweep,
         a.shard.as_deref(),

@@ -82,16 +82,26 @@ pub enum GroupBy {
     Placement,
 }
 
-/// Runs every pair of `placements` x `migrations` on `scenario` on the rayon pool; writes each
-/// pair's per-sublayer CSV into `csv_dir` if given.
+/// A (placement, migration) pair to run.
+pub type Pair = (PolicyRef, PolicyRef);
+
+/// Every pair of `placements` x `migrations`, placement-major.
+pub fn cross(placements: &[PolicyRef], migrations: &[PolicyRef]) -> Vec<Pair> {
+    placements
+        .iter()
+        .flat_map(|p| migrations.iter().map(move |m| (p.clone(), m.clone())))
+        .collect()
+}
+
+/// Runs every pair on `scenario` on the rayon pool; writes each pair's per-sublayer CSV into
+/// `csv_dir` if given.
 pub fn compare(
     scenario: &Scenario,
-    placements: &[PolicyRef],
-    migrations: &[PolicyRef],
+    pairs: &[Pair],
     overrides: &[String],
     csv_dir: Option<&Path>,
 ) -> Result<Comparison> {
-    Ok(run_pairs(scenario, placements, migrations, overrides, csv_dir, false)?.0)
+    Ok(run_pairs(scenario, pairs, overrides, csv_dir, false)?.0)
 }
 
 /// One pair's per-step series, collected while it ran (for plots).
@@ -103,21 +113,19 @@ pub struct PairSeries {
 }
 
 /// [`compare`], also collecting each successful pair's per-step series in the same runs, in
-/// the order of `placements` x `migrations` (placement-major).
+/// the order of `pairs`.
 pub fn compare_with_series(
     scenario: &Scenario,
-    placements: &[PolicyRef],
-    migrations: &[PolicyRef],
+    pairs: &[Pair],
     overrides: &[String],
     csv_dir: Option<&Path>,
 ) -> Result<(Comparison, Vec<PairSeries>)> {
-    run_pairs(scenario, placements, migrations, overrides, csv_dir, true)
+    run_pairs(scenario, pairs, overrides, csv_dir, true)
 }
 
 fn run_pairs(
     scenario: &Scenario,
-    placements: &[PolicyRef],
-    migrations: &[PolicyRef],
+    pairs: &[Pair],
     overrides: &[String],
     csv_dir: Option<&Path>,
     collect: bool,
@@ -126,13 +134,9 @@ fn run_pairs(
     if let Some(d) = csv_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    let pairs: Vec<(&PolicyRef, &PolicyRef)> = placements
-        .iter()
-        .flat_map(|p| migrations.iter().map(move |m| (p, m)))
-        .collect();
     let runs: Vec<(PairRow, Option<StepSeries>)> = pairs
         .par_iter()
-        .map(|&(p, m)| {
+        .map(|(p, m)| {
             let mut series = collect.then(|| StepSeries::new(scenario));
             let mut run = || -> Result<Summary> {
                 let mut pol = policy::build_for(scenario, p, m, params.clone(), None)?;

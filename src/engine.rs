@@ -248,6 +248,16 @@ pub trait Policy {
     fn name(&self) -> String;
     /// Tier for the new entry `(sim.step, layer)`.
     fn place(&mut self, sim: &mut Sim, layer: usize) -> Result<Tier>;
+    /// Whether [`Policy::initial`] may change the scenario's initial KV split.
+    fn has_initial(&self) -> bool {
+        false
+    }
+    /// The prefill positions of `layer` to hold on HBM before the first decode step, in place
+    /// of the scenario's `[initial]` split; `None` keeps the scenario's. Called once per layer,
+    /// at step `P`, before any other hook.
+    fn initial(&mut self, _sim: &mut Sim, _layer: usize) -> Result<Option<TokenSet>> {
+        Ok(None)
+    }
     /// Whether [`Policy::on_step`] does anything (the engine skips the call otherwise).
     fn has_on_step(&self) -> bool {
         false
@@ -359,6 +369,16 @@ pub fn run_with_trace(
     let ext_weight = |hbm_part: u64, all: u64| all - hbm_part;
     let clock = Clock { timing, background };
 
+    if policy.has_initial() {
+        sim.window.advance_to(s.prefill)?;
+        let mut sets = Vec::with_capacity(s.layers);
+        for l in 0..s.layers {
+            sim.layer = Some(l);
+            sets.push(policy.initial(&mut sim, l)?);
+        }
+        sim.layer = None;
+        sim.memory.set_initial_hbm(sets)?;
+    }
     for n in s.prefill..s.prefill + s.decode {
         sim.window.advance_to(n)?;
         sim.step = n;

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod engine;
 pub mod input;
 pub mod memory;
+pub mod optimize;
 pub mod output;
 pub mod plot;
 pub mod policy;

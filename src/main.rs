@@ -89,6 +89,10 @@ enum Command {
         scenario: PathBuf,
         #[command(flatten)]
         pairs: PairSpecs,
+        /// Also run the baselines of deployed systems (policies/baselines: each placement
+        /// baseline with migration `none`, each migration baseline with placement `hbm`).
+        #[arg(long)]
+        baselines: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// Group rows: `placement` gives one block per placement, as the seed's plots.
@@ -107,6 +111,9 @@ enum Command {
         scenario: PathBuf,
         #[command(flatten)]
         pairs: PairSpecs,
+        /// Also run the baselines of deployed systems (as `compare --baselines`).
+        #[arg(long)]
+        baselines: bool,
         /// The HTML file to write.
         #[arg(short, long)]
         output: PathBuf,
@@ -143,6 +150,9 @@ enum Command {
         migration: Vec<String>,
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
+        /// Also run the baselines of deployed systems at every point (policies/baselines).
+        #[arg(long)]
+        baselines: bool,
         /// Columns to show (Summary fields; default: decode_time_s, tokens_per_s, x_ideal,
         /// alpha_attn, alpha_mlp, moved_to_hbm_bytes, moved_to_ext_bytes).
         #[arg(long, value_delimiter = ',')]
@@ -339,14 +349,14 @@ fn dispatch(c: Command) -> Result<()> {
         Command::Compare {
             scenario,
             pairs,
+            baselines,
             format,
             by,
             csv,
             plot,
         } => cli::compare(
             &scenario,
-            &pairs.placement,
-            &pairs.migration,
+            (&pairs.placement, &pairs.migration, baselines),
             &pairs.params,
             format,
             by,
@@ -356,11 +366,11 @@ fn dispatch(c: Command) -> Result<()> {
         Command::Report {
             scenario,
             pairs,
+            baselines,
             output,
         } => cli::report(
             &scenario,
-            &pairs.placement,
-            &pairs.migration,
+            (&pairs.placement, &pairs.migration, baselines),
             &pairs.params,
             &output,
         ),
@@ -385,6 +395,7 @@ fn dispatch(c: Command) -> Result<()> {
             placement,
             migration,
             params,
+            baselines,
             columns,
             sort,
             format,
@@ -406,6 +417,7 @@ fn dispatch(c: Command) -> Result<()> {
             output,
             plot: plot.plot,
             metric: plot.metric,
+            baselines,
         }),
         Command::Study {
             file,

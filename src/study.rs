@@ -28,6 +28,10 @@ pub struct StudyFile {
     /// to the study file first, then to the working directory).
     pub placements: Vec<String>,
     pub migrations: Vec<String>,
+    /// A folder of baselines (`placement/`, `migration/`) run after the placements x migrations
+    /// pairs: each placement baseline with `none`, each migration baseline with `hbm`.
+    #[serde(default)]
+    pub baselines: Option<String>,
     /// Script parameters applied to every run (as `--param`).
     #[serde(default)]
     pub params: toml::Table,
@@ -170,9 +174,16 @@ pub fn load(path: &Path) -> Result<Sweep> {
         vary,
         placements: placements.iter().map(PolicyRef::label).collect(),
         migrations: migrations.iter().map(PolicyRef::label).collect(),
+        extra_pairs: Vec::new(),
         params,
         columns: file.columns.clone(),
         sort: file.sort.clone(),
     };
-    Sweep::new(def, &dir.join(&file.base), placements, migrations).map_err(in_study)
+    let extra = match &file.baselines {
+        Some(b) => crate::policy::baseline_pairs(&dir.join(b))
+            .with_context(|| format!("baselines: {b}"))
+            .map_err(in_study)?,
+        None => Vec::new(),
+    };
+    Sweep::new(def, &dir.join(&file.base), placements, migrations, extra).map_err(in_study)
 }

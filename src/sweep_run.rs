@@ -115,6 +115,9 @@ pub struct SweepDef {
     pub placements: Vec<String>,
     /// Migration labels, in order.
     pub migrations: Vec<String>,
+    /// Pairs run after the placements x migrations (the baselines), as labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_pairs: Vec<(String, String)>,
     /// `--param key=value` overrides, applied to every run.
     pub params: Vec<String>,
     /// Columns shown in tables and CSV (JSON has every field).
@@ -143,7 +146,7 @@ impl SweepDef {
     }
 
     pub fn pairs(&self) -> usize {
-        self.placements.len() * self.migrations.len()
+        self.placements.len() * self.migrations.len() + self.extra_pairs.len()
     }
 
     pub fn points(&self) -> usize {
@@ -184,6 +187,11 @@ impl SweepDef {
         let pairs = self.pairs();
         let pair = run % pairs;
         let m = self.migrations.len();
+        let cross = self.placements.len() * m;
+        if pair >= cross {
+            let (p, mg) = &self.extra_pairs[pair - cross];
+            return (run / pairs, p, mg);
+        }
         (
             run / pairs,
             &self.placements[pair / m],
@@ -301,6 +309,8 @@ pub struct Sweep {
     pub points: Vec<Point>,
     pub placements: Vec<PolicyRef>,
     pub migrations: Vec<PolicyRef>,
+    /// Every pair run at each point: placements x migrations, then the extra pairs.
+    pub pairs: Vec<crate::compare::Pair>,
     pub digest: String,
 }
 
@@ -312,8 +322,10 @@ impl Sweep {
         base: &Path,
         placements: Vec<PolicyRef>,
         migrations: Vec<PolicyRef>,
+        extra: Vec<crate::compare::Pair>,
     ) -> Result<Sweep> {
         let mut def = def;
+        def.extra_pairs = extra.iter().map(|(p, m)| (p.label(), m.label())).collect();
         if def.columns.is_empty() {
             def.columns = DEFAULT_COLUMNS.iter().map(|c| c.to_string()).collect();
         }
@@ -337,7 +349,8 @@ impl Sweep {
         h.add(RESULT_FORMAT.as_bytes());
         let text = crate::input::read_limited(base, "scenario")?;
         h.add(&text);
-        for r in placements.iter().chain(&migrations) {
+        let extra_refs = extra.iter().flat_map(|(p, m)| [p, m]);
+        for r in placements.iter().chain(&migrations).chain(extra_refs) {
             h.add(r.label().as_bytes());
             if let PolicyRef::Script(p) = r {
                 let s = crate::input::read_limited(p, "script")?;
@@ -345,17 +358,20 @@ impl Sweep {
             }
         }
         h.add(serde_json::to_string(&def)?.as_bytes());
+        let mut pairs = crate::compare::cross(&placements, &migrations);
+        pairs.extend(extra);
         Ok(Sweep {
             def,
             points,
             placements,
             migrations,
+            pairs,
             digest: h.hex(),
         })
     }
 
     pub fn runs(&self) -> usize {
-        self.points.len() * self.placements.len() * self.migrations.len()
+        self.points.len() * self.pairs.len()
     }
 
     /// The run numbers `shard` holds (all with `None`).
@@ -377,15 +393,14 @@ impl Sweep {
         if let Some(d) = csv_dir {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
-        let pairs = self.placements.len() * self.migrations.len();
-        let m = self.migrations.len();
+        let pairs = self.pairs.len();
         let rows: Vec<SweepRow> = self
             .run_list(shard)
             .into_par_iter()
             .map(|run| {
                 let point = &self.points[run / pairs];
                 let pair = run % pairs;
-                let (p, mg) = (&self.placements[pair / m], &self.migrations[pair % m]);
+                let (p, mg) = &self.pairs[pair];
                 let go = || -> Result<Summary> {
                     let params = policy::params(&point.scenario, &self.def.params)?;
                     let mut pol = policy::build_for(&point.scenario, p, mg, params, None)?;

@@ -331,7 +331,9 @@ fn compare_series_add_up_to_each_pairs_summary() {
         kvtier::policy::Kind::Migration,
     )
     .unwrap();
-    let (c, pairs) = kvtier::compare::compare_with_series(&sc, &p, &m, &[], None).unwrap();
+    let (c, pairs) =
+        kvtier::compare::compare_with_series(&sc, &kvtier::compare::cross(&p, &m), &[], None)
+            .unwrap();
     assert_eq!(pairs.len(), 2);
     for ps in &pairs {
         let row = c

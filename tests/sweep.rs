@@ -344,6 +344,7 @@ fn result_labels_follow_the_points_sweep_expands() {
         vary,
         placements: vec!["hbm".into()],
         migrations: vec!["none".into()],
+        extra_pairs: vec![],
         params: vec![],
         columns: vec![],
         sort: None,

@@ -144,6 +144,47 @@ impl Memory {
         }
     }
 
+    /// Replaces the initial HBM split of the layers given `Some` set of prefill positions (a
+    /// placement's `initial` hook): with KV blocks every block holding a chosen position goes
+    /// wholly to HBM. Call before the first decode step. Fails when the split does not fit the
+    /// HBM KV budget.
+    pub fn set_initial_hbm(&mut self, sets: Vec<Option<TokenSet>>) -> anyhow::Result<()> {
+        let bt = self.block_tokens;
+        let mut used = 0u64;
+        for (l, (r, set)) in self.layers.iter_mut().zip(sets).enumerate() {
+            if let Some(set) = set {
+                let mut hbm = TokenSet::new(r.present.capacity());
+                for (a, b) in set.ranges() {
+                    hbm.insert_range(a / bt * bt, b.div_ceil(bt) * bt);
+                }
+                hbm.intersect_with(&r.present);
+                r.hbm_count = hbm.count();
+                r.hbm = hbm;
+            }
+            let blocks = if bt == 1 {
+                r.hbm_count
+            } else {
+                let mut blocks = 0;
+                let mut x = 0;
+                while let Some(p) = r.hbm.next_from(x) {
+                    blocks += 1;
+                    x = (p / bt + 1) * bt;
+                }
+                blocks
+            };
+            used += blocks * self.block_bytes;
+            if used > self.budget_bytes {
+                anyhow::bail!(
+                    "the placement's initial split does not fit the HBM KV budget: {used} B by layer {l}, budget {} B",
+                    self.budget_bytes
+                );
+            }
+        }
+        self.hbm_used_bytes = used;
+        self.counters.peak_hbm_kv_bytes = used;
+        Ok(())
+    }
+
     pub fn layers(&self) -> usize {
         self.layers.len()
     }

@@ -35,6 +35,7 @@ const PARAMS: &str = "Parameters";
 const RES: &str = "Residency";
 const FUTURE: &str = "The future (oracle, inside policy.lookahead steps)";
 const PAST: &str = "The past";
+const USAGE: &str = "Usage: frequency, recency, next read (the cache baselines)";
 const ALPHA: &str = "Alpha";
 const MOVES: &str = "Moves (on_step and on_layer only)";
 const SETS: &str = "TokenSet (a set of positions)";
@@ -44,6 +45,9 @@ pub const VERBS: &[Verb] = &[
     v!(HOOKS, "place", "fn place(ctx) -> \"hbm\" | \"ext\"",
        "Placement scripts: where the new entry (ctx.step, ctx.layer) goes. The engine falls back to EXT (a counted fallback) when HBM has no room.",
        "fn place(ctx) {\n    if ctx.layer < ctx.layers / 2 { \"hbm\" } else { \"ext\" }\n}"),
+    v!(HOOKS, "initial", "fn initial(ctx) -> TokenSet | ()",
+       "Placement scripts, optional: the prefill positions of layer ctx.layer to hold on HBM before the first decode step (ctx.step is P), in place of the scenario's [initial] prefill_kv_on_hbm split; () keeps the scenario's. Called once per layer before any other hook; no moves. With KV blocks, every block holding a returned position goes wholly to HBM. The split must fit the HBM KV budget.",
+       "fn initial(ctx) {\n    ctx.tokens(ctx.prefill / 2, ctx.prefill)\n}"),
     v!(HOOKS, "on_step", "fn on_step(ctx)",
        "Migration scripts: called once before each decode step; its moves form a step phase charged before the step's layers. ctx.layer is -1.",
        "fn on_step(ctx) {\n    ctx.to_ext_all(ctx.hbm_any_layer().first(16));\n}"),
@@ -103,6 +107,8 @@ pub const VERBS: &[Verb] = &[
     v!(PARAMS, "param", "ctx.param(name) / ctx.param(name, default)",
        "A parameter from the scenario's [policy.params] or --param name=value; the default is used when neither gives it (converted to the default's type: int or float). Without a default, a missing parameter is an error.",
        "let b = ctx.param(\"batch\", 16);\nlet t = ctx.param(\"threshold\", 1.0);"),
+    v!(RES, "attn_weight_hbm", "ctx.attn_weight_hbm(layer)", "Bytes of the layer's attention weights on HBM (the scenario's [initial] weights split; the rest, ctx.attn_weight_bytes minus this, is on EXT).",
+       "let wa_hbm = ctx.attn_weight_hbm(ctx.layer);\nlet wa_ext = ctx.attn_weight_bytes - wa_hbm;"),
     v!(RES, "hbm_set", "ctx.hbm_set(layer)", "Entries of the layer with a copy on HBM.",
        "let on_hbm = ctx.hbm_set(ctx.layer);\nlet n = on_hbm.count;"),
     v!(RES, "ext_set", "ctx.ext_set(layer)", "Entries of the layer held on EXT (all present ones in the inclusive hierarchy).",
@@ -147,6 +153,16 @@ pub const VERBS: &[Verb] = &[
        "let s = ctx.skip_share(ctx.layer);\nlet unimportant = s > ctx.mean_skip_share();"),
     v!(PAST, "mean_skip_share", "ctx.mean_skip_share()", "skip_share averaged over the layers.",
        "let m = ctx.mean_skip_share();\nlet above = ctx.skip_share(ctx.layer) > m;"),
+    v!(USAGE, "least_frequent", "ctx.least_frequent(set, layer, w, count)", "LFU: the count entries of set used the fewest times at the layer in the last w steps (w <= ctx.history_steps). A use is a read, or the entry's own write when it happened in the window (a cache counts the insertion). Ties go to the older position.",
+       "let victims = ctx.least_frequent(ctx.hbm_set(ctx.layer), ctx.layer, 16, 4);\nctx.to_ext(victims, ctx.layer);"),
+    v!(USAGE, "most_frequent", "ctx.most_frequent(set, layer, w, count)", "Heavy hitters (H2O): the count entries of set used the most times at the layer in the last w steps (uses as in least_frequent). Ties go to the newer position.",
+       "let heavy = ctx.most_frequent(ctx.present(ctx.layer), ctx.layer, 32, 100);\nlet cold = ctx.hbm_set(ctx.layer) - heavy;"),
+    v!(USAGE, "least_recent", "ctx.least_recent(set, layer, w, count)", "LRU: the count entries of set whose last use at the layer (read, or its own write) is the oldest. Entries not used in the last w steps come first, older position first; then by last use, oldest first.",
+       "let victims = ctx.least_recent(ctx.hbm_set(ctx.layer), ctx.layer, 64, 4);\nctx.to_ext(victims, ctx.layer);"),
+    v!(USAGE, "farthest_next_read", "ctx.farthest_next_read(set, layer, k, count)", "Belady (oracle): the count entries of set whose next read at the layer, from the current step n to n+k (k <= ctx.lookahead), is the farthest. Step n counts as ahead (hooks run before the layer's attention). Entries not read in the window come first, older position first; then by next read, farthest first.",
+       "let victims = ctx.farthest_next_read(ctx.hbm_set(ctx.layer), ctx.layer, 16, 4);\nctx.to_ext(victims, ctx.layer);"),
+    v!(USAGE, "flexgen_kv_share", "ctx.flexgen_kv_share()", "Share of the KV that FlexGen's linear cost model puts on HBM for this scenario: one layer as one overlapped stage, every step reading the whole cache of average length P + (D-1)/2, weights where the scenario puts them, capped by the HBM KV budget at the end of the run (docs/model.md, Baselines).",
+       "let c = ctx.flexgen_kv_share();\nlet on_hbm = (c * ctx.prefill).floor().to_int();"),
     v!(ALPHA, "predicted_alpha", "ctx.predicted_alpha(step, layer)", "alpha of the attention sublayer of (step, layer) with the current residency: HBM share of its weight and KV reads (entries not yet created are not counted). step is absolute, from n to n+lookahead. () when the layer is skipped there or the step is past the run.",
        "let a = ctx.predicted_alpha(ctx.step + 1, ctx.layer);\nlet low = a != () && a < ctx.alpha_target - 0.05;"),
     v!(ALPHA, "predicted_reads", "ctx.predicted_reads(step, layer)", "The bytes behind predicted_alpha: #{hbm: bytes, ext: bytes} (both 0 when nothing is read).",

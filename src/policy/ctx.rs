@@ -14,15 +14,16 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, FLOAT, INT};
+use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, FLOAT, INT};
 
 use super::api;
 use super::budget::Budget;
 use super::query;
+use super::usage;
 use crate::engine::{Layers, Sim};
 use crate::tokenset::TokenSet;
 
-type RResult<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type RResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Script parameters: name -> value (int, float, bool or string).
 pub type Params = BTreeMap<String, Dynamic>;
@@ -36,6 +37,8 @@ struct Shared {
     sim: AtomicPtr<Sim>,
     params: Params,
     budget: Arc<Budget>,
+    /// Sliding use counts of the frequency verbs, kept between calls of the run.
+    usage: std::sync::Mutex<usage::UsageCache>,
 }
 
 /// While alive, the context points at `sim`; dropping it (also on error) unbinds it.
@@ -56,6 +59,7 @@ impl Ctx {
             sim: AtomicPtr::new(ptr::null_mut()),
             params,
             budget,
+            usage: Default::default(),
         }))
     }
 
@@ -156,7 +160,7 @@ impl ScriptSet {
         })
     }
 
-    fn with(&self, set: TokenSet) -> RResult<ScriptSet> {
+    pub(super) fn with(&self, set: TokenSet) -> RResult<ScriptSet> {
         ScriptSet::new(set, self.entry_bytes, &self.budget)
     }
 }
@@ -183,7 +187,7 @@ fn rerr(e: anyhow::Error) -> Box<EvalAltResult> {
     format!("{e:#}").into()
 }
 
-fn index(v: INT, what: &str) -> RResult<usize> {
+pub(super) fn index(v: INT, what: &str) -> RResult<usize> {
     usize::try_from(v).map_err(|_| format!("{what} must be >= 0, got {v}").into())
 }
 
@@ -199,7 +203,7 @@ fn layer_of(sim: &Sim, v: INT) -> RResult<usize> {
     Ok(l)
 }
 
-fn int(v: u64) -> INT {
+pub(super) fn int(v: u64) -> INT {
     INT::try_from(v).unwrap_or(INT::MAX)
 }
 
@@ -259,6 +263,7 @@ macro_rules! reg {
             .register_into_engine($engine, $f)
     };
 }
+pub(super) use reg;
 
 /// Registers `ctx`, `TokenSet` and every verb on `engine`.
 pub fn register(engine: &mut Engine) {
@@ -558,6 +563,68 @@ pub fn register(engine: &mut Engine) {
         }
     );
 
+    // --- usage: frequency, recency, next read (the cache baselines)
+    macro_rules! ranking {
+        ($name:expr, $window:expr, |$s:ident, $c:ident, $set:ident, $l:ident, $w:ident, $k:ident| $body:expr) => {
+            reg!(
+                engine,
+                $name,
+                [
+                    "ctx: Ctx",
+                    "set: TokenSet",
+                    "layer: int",
+                    $window,
+                    "count: int"
+                ],
+                |$c: &mut Ctx, set: ScriptSet, l: INT, w: INT, k: INT| -> RResult<ScriptSet> {
+                    let $s = $c.sim()?;
+                    let $l = layer_of($s, l)?;
+                    let $w = index(w, "window")?;
+                    let $k = index(k, "count")? as u64;
+                    $c.charge(16 * set.set.words().len() as u64);
+                    let $set = &set.set;
+                    let out = $body.map_err(rerr)?;
+                    $c.wrap($s, out)
+                }
+            );
+        };
+    }
+    ranking!("least_frequent", "w: int", |s, c, set, l, w, k| {
+        let mut cache = c.0.usage.lock().unwrap_or_else(|e| e.into_inner());
+        usage::least_frequent(s, &mut cache, set, l, w, k)
+    });
+    ranking!("most_frequent", "w: int", |s, c, set, l, w, k| {
+        let mut cache = c.0.usage.lock().unwrap_or_else(|e| e.into_inner());
+        usage::most_frequent(s, &mut cache, set, l, w, k)
+    });
+    ranking!("least_recent", "w: int", |s, c, set, l, w, k| {
+        c.charge(w as u64 * set.words().len() as u64);
+        usage::least_recent(s, set, l, w, k)
+    });
+    ranking!("farthest_next_read", "k: int", |s, c, set, l, w, k| {
+        c.charge(w as u64 * set.words().len() as u64);
+        usage::farthest_next_read(s, set, l, w, k)
+    });
+    reg!(
+        engine,
+        "attn_weight_hbm",
+        ["ctx: Ctx", "layer: int"],
+        |c: &mut Ctx, l: INT| -> RResult<INT> {
+            let s = c.sim()?;
+            Ok(int(s.sizes.attn_weight_hbm[layer_of(s, l)?]))
+        }
+    );
+
+    reg!(
+        engine,
+        "flexgen_kv_share",
+        ["ctx: Ctx"],
+        |c: &mut Ctx| -> RResult<FLOAT> {
+            let s = c.sim()?;
+            Ok(crate::optimize::flexgen::solve(&s.sizes).kv_share as FLOAT)
+        }
+    );
+
     // --- alpha
     reg!(
         engine,
@@ -665,120 +732,5 @@ pub fn register(engine: &mut Engine) {
         |c: &mut Ctx, set: ScriptSet, cap: INT| mv(c, &set, None, cap_of(cap)?, false)
     );
 
-    register_set(engine);
-}
-
-fn register_set(engine: &mut Engine) {
-    fn and(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
-        let mut s = a.set.clone();
-        s.intersect_with(&b.set);
-        a.with(s)
-    }
-    fn or(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
-        // Keep the larger capacity so no position is lost.
-        let (big, small) = if a.set.capacity() >= b.set.capacity() {
-            (&a.set, &b.set)
-        } else {
-            (&b.set, &a.set)
-        };
-        let mut s = big.clone();
-        s.union_with(small);
-        a.with(s)
-    }
-    fn minus(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
-        let mut s = a.set.clone();
-        s.subtract(&b.set);
-        a.with(s)
-    }
-    reg!(engine, "and", ["a: TokenSet", "b: TokenSet"], and);
-    reg!(engine, "or", ["a: TokenSet", "b: TokenSet"], or);
-    reg!(engine, "minus", ["a: TokenSet", "b: TokenSet"], minus);
-    engine.register_fn("&", |mut a: ScriptSet, b: ScriptSet| and(&mut a, b));
-    engine.register_fn("|", |mut a: ScriptSet, b: ScriptSet| or(&mut a, b));
-    engine.register_fn("-", |mut a: ScriptSet, b: ScriptSet| minus(&mut a, b));
-    reg!(engine, "count", ["set: TokenSet"], |a: &mut ScriptSet| int(
-        a.set.count()
-    ));
-    engine.register_get("count", |a: &mut ScriptSet| int(a.set.count()));
-    reg!(engine, "bytes", ["set: TokenSet"], |a: &mut ScriptSet| int(
-        a.set.count().saturating_mul(a.entry_bytes)
-    ));
-    engine.register_get("bytes", |a: &mut ScriptSet| {
-        int(a.set.count().saturating_mul(a.entry_bytes))
-    });
-    reg!(
-        engine,
-        "is_empty",
-        ["set: TokenSet"],
-        |a: &mut ScriptSet| a.set.is_empty()
-    );
-    reg!(
-        engine,
-        "contains",
-        ["set: TokenSet", "pos: int"],
-        |a: &mut ScriptSet, p: INT| p >= 0 && a.set.contains(p as usize)
-    );
-    reg!(
-        engine,
-        "first",
-        ["set: TokenSet", "k: int"],
-        |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
-            a.with(take(&a.set, index(k, "k")? as u64, false))
-        }
-    );
-    reg!(
-        engine,
-        "last",
-        ["set: TokenSet", "k: int"],
-        |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
-            a.with(take(&a.set, index(k, "k")? as u64, true))
-        }
-    );
-    reg!(
-        engine,
-        "between",
-        ["set: TokenSet", "start: int", "end: int"],
-        |a: &mut ScriptSet, s: INT, e: INT| -> RResult<ScriptSet> {
-            let (s, e) = (index(s, "start")?, index(e, "end")?);
-            let mut out = a.set.clone();
-            out.truncate(e);
-            out.remove_range(0, s);
-            a.with(out)
-        }
-    );
-    reg!(engine, "oldest", ["set: TokenSet"], |a: &mut ScriptSet| a
-        .set
-        .iter()
-        .next()
-        .map_or(-1, |p| p as INT));
-    reg!(engine, "newest", ["set: TokenSet"], |a: &mut ScriptSet| a
-        .set
-        .iter_rev()
-        .next()
-        .map_or(-1, |p| p as INT));
-    reg!(
-        engine,
-        "ranges",
-        ["set: TokenSet"],
-        |a: &mut ScriptSet| -> RResult<Array> {
-            let r = a.set.ranges();
-            if r.len() > 10_000 {
-                return Err(format!(
-                    "set has {} ranges: too many for a script array (use the set verbs)",
-                    r.len()
-                )
-                .into());
-            }
-            Ok(r.into_iter()
-                .map(|(s, e)| {
-                    let pair: Array =
-                        vec![Dynamic::from_int(s as INT), Dynamic::from_int(e as INT)];
-                    Dynamic::from_array(pair)
-                })
-                .collect())
-        }
-    );
-    engine.register_fn("to_string", |a: &mut ScriptSet| format!("{:?}", a.set));
-    engine.register_fn("to_debug", |a: &mut ScriptSet| format!("{:?}", a.set));
-    engine.register_fn("to_string", |_: &mut Ctx| "ctx".to_string());
+    super::sets::register(engine);
 }

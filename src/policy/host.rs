@@ -13,6 +13,7 @@ use super::budget::{self, Budget};
 use super::ctx::{self, Ctx};
 use crate::engine::{Policy, Sim};
 use crate::memory::Tier;
+use crate::tokenset::TokenSet;
 
 /// Operations one hook call may run. The reference scripts use a few hundred (a loop over the
 /// layers); a runaway loop stops well under a second even in a debug build.
@@ -100,6 +101,7 @@ pub enum Hook {
     Place,
     OnStep,
     OnLayer,
+    Initial,
 }
 
 impl Hook {
@@ -108,6 +110,7 @@ impl Hook {
             Hook::Place => "place",
             Hook::OnStep => "on_step",
             Hook::OnLayer => "on_layer",
+            Hook::Initial => "initial",
         }
     }
 }
@@ -120,7 +123,7 @@ pub struct Script {
     source: String,
     ast: AST,
     /// 1-based line and column of each hook's `fn`.
-    hooks: [Option<(usize, usize)>; 3],
+    hooks: [Option<(usize, usize)>; 4],
 }
 
 /// Most lines, and most characters on a line, in a script: Rhai keeps positions in 16 bits, so
@@ -165,8 +168,8 @@ impl Script {
             .map_err(|e| parse_error(path, &source, &e))?;
         ast.set_source(path.display().to_string());
         let code = code_only(&source);
-        let mut hooks = [None; 3];
-        for (i, h) in [Hook::Place, Hook::OnStep, Hook::OnLayer]
+        let mut hooks = [None; 4];
+        for (i, h) in [Hook::Place, Hook::OnStep, Hook::OnLayer, Hook::Initial]
             .iter()
             .enumerate()
         {
@@ -415,7 +418,7 @@ fn parse_error(path: &Path, source: &str, e: &ParseError) -> anyhow::Error {
 /// Where new entries go: a native tier or a script's `place`.
 pub enum Placement {
     Native(Tier),
-    Script(Script),
+    Script(Box<Script>),
 }
 
 /// A (placement, migration) pair run through one engine and one `ctx`.
@@ -541,6 +544,37 @@ impl Policy for ScriptedPolicy {
             Hook::Place,
             &format!("place must return \"hbm\" or \"ext\", got {shown}"),
         ))
+    }
+
+    fn has_initial(&self) -> bool {
+        matches!(&self.placement, Placement::Script(s) if s.has(Hook::Initial))
+    }
+
+    fn initial(&mut self, sim: &mut Sim, layer: usize) -> Result<Option<TokenSet>> {
+        let v = self.call(Which::Placement, Hook::Initial, sim)?;
+        if v.is_unit() {
+            return Ok(None);
+        }
+        let Placement::Script(script) = &self.placement else {
+            unreachable!("checked by has_initial")
+        };
+        let Some(set) = v.read_lock::<ctx::ScriptSet>() else {
+            let name = self.engine.map_type_name(v.type_name());
+            return Err(script.value_error(
+                Hook::Initial,
+                &format!("initial must return a TokenSet of prefill positions or (), got {name}"),
+            ));
+        };
+        let p = sim.sizes.prefill;
+        if let Some(last) = set.set.iter_rev().next().filter(|&x| x >= p) {
+            return Err(script.value_error(
+                Hook::Initial,
+                &format!(
+                    "initial returned position {last} at layer {layer}: only prefill positions 0..{p} exist before decode"
+                ),
+            ));
+        }
+        Ok(Some(set.set.clone()))
     }
 
     fn has_on_step(&self) -> bool {

@@ -14,6 +14,8 @@ pub mod budget;
 pub mod ctx;
 pub mod host;
 pub mod query;
+pub mod sets;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -91,13 +93,13 @@ pub fn resolve(spec: &str, kind: Kind, base: Option<&Path>) -> Result<PolicyRef>
     }
     tried.push(p.to_path_buf());
     if !spec.contains('/') && !spec.ends_with(".rhai") {
-        let c = Path::new("policies")
-            .join(kind.dir())
-            .join(format!("{spec}.rhai"));
-        if c.is_file() {
-            return Ok(PolicyRef::Script(c));
+        for dir in [Path::new("policies"), Path::new("policies/baselines")] {
+            let c = dir.join(kind.dir()).join(format!("{spec}.rhai"));
+            if c.is_file() {
+                return Ok(PolicyRef::Script(c));
+            }
+            tried.push(c);
         }
-        tried.push(c);
     }
     let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     bail!(
@@ -124,6 +126,34 @@ pub fn expand(spec: &str, kind: Kind) -> Result<Vec<PolicyRef>> {
         return Ok(files.into_iter().map(PolicyRef::Script).collect());
     }
     Ok(vec![resolve(spec, kind, None)?])
+}
+
+/// Where the baselines of deployed systems live: each placement baseline runs with migration
+/// `none`, each migration baseline with placement `hbm` (prefer_hbm).
+pub const BASELINES_DIR: &str = "policies/baselines";
+
+/// The baseline pairs of the folder `dir` (its `placement/` and `migration/` scripts), placement
+/// baselines first, each folder in name order.
+pub fn baseline_pairs(dir: &Path) -> Result<Vec<(PolicyRef, PolicyRef)>> {
+    let found = |kind: Kind| {
+        expand(&dir.join(kind.dir()).display().to_string(), kind).with_context(|| {
+            format!(
+                "the baselines are looked up under {}: run from the project folder",
+                dir.display()
+            )
+        })
+    };
+    let none = PolicyRef::Native("none".into());
+    let hbm = PolicyRef::Native("hbm".into());
+    Ok(found(Kind::Placement)?
+        .into_iter()
+        .map(|p| (p, none.clone()))
+        .chain(
+            found(Kind::Migration)?
+                .into_iter()
+                .map(|m| (hbm.clone(), m)),
+        )
+        .collect())
 }
 
 /// The specs a command was given (`--placement A B`), or `defaults` when none: each expanded
@@ -248,12 +278,21 @@ pub fn build_limited(
                     p.display()
                 );
             }
-            Placement::Script(s)
+            Placement::Script(Box::new(s))
         }
     };
     let migration = match migration {
         PolicyRef::Native(_) => None,
-        PolicyRef::Script(p) => Some(Script::load(&engine, p)?),
+        PolicyRef::Script(p) => {
+            let s = Script::load(&engine, p)?;
+            if s.has(host::Hook::Initial) {
+                bail!(
+                    "{}: fn initial(ctx) is a placement hook (the initial split belongs to the placement): move it to the placement script",
+                    p.display()
+                );
+            }
+            Some(s)
+        }
     };
     Ok(Box::new(ScriptedPolicy::new(
         engine,
@@ -271,11 +310,16 @@ pub fn build_limited(
 pub fn check(path: &Path, scenario: &Scenario, overrides: &[String]) -> Result<String> {
     let engine = new_engine();
     let script = Script::load(&engine, path)?;
-    let hooks: Vec<&str> = [host::Hook::Place, host::Hook::OnStep, host::Hook::OnLayer]
-        .into_iter()
-        .filter(|h| script.has(*h))
-        .map(|h| h.name())
-        .collect();
+    let hooks: Vec<&str> = [
+        host::Hook::Place,
+        host::Hook::Initial,
+        host::Hook::OnStep,
+        host::Hook::OnLayer,
+    ]
+    .into_iter()
+    .filter(|h| script.has(*h))
+    .map(|h| h.name())
+    .collect();
     let me = PolicyRef::Script(path.to_path_buf());
     let (p, m) = if script.has(host::Hook::Place) {
         (me, PolicyRef::Native("none".into()))

@@ -16,7 +16,7 @@ use crate::trace::StepSkips;
 
 /// The trace of `step`, which must lie in `n - past ..= n + lookahead` (`n` the current step).
 /// `Ok(None)` for steps after the end of the run (nothing happens there).
-fn step_skips(sim: &Sim, step: usize) -> Result<Option<&StepSkips>> {
+pub(super) fn step_skips(sim: &Sim, step: usize) -> Result<Option<&StepSkips>> {
     let n = sim.step;
     let la = sim.window.lookahead();
     if step > n + la {
@@ -47,7 +47,7 @@ fn step_skips(sim: &Sim, step: usize) -> Result<Option<&StepSkips>> {
     }
 }
 
-fn check_layer(sim: &Sim, layer: usize) -> Result<()> {
+pub(super) fn check_layer(sim: &Sim, layer: usize) -> Result<()> {
     if layer >= sim.sizes.layers {
         bail!(
             "layer {layer} does not exist (the model has layers 0..{})",
@@ -199,7 +199,7 @@ pub fn layer_skips_ahead(sim: &Sim, layer: usize, k: usize) -> Result<u64> {
 }
 
 /// The decode steps among the last `w` before the current one, oldest first.
-fn past_steps(sim: &Sim, w: usize) -> Result<std::ops::Range<usize>> {
+pub(super) fn past_steps(sim: &Sim, w: usize) -> Result<std::ops::Range<usize>> {
     let n = sim.step;
     if w > sim.window.past() {
         bail!(
@@ -231,9 +231,7 @@ pub fn past_skipped(sim: &Sim, layer: usize, w: usize, min: usize) -> Result<Tok
     if need == steps.len() {
         return fold_steps(sim, layer, steps, true);
     }
-    // Bit-sliced counters: plane b holds bit b of each position's count (w <= 64 -> 7 planes).
-    let words = out.words().len();
-    let mut planes = vec![vec![0u64; words]; 7];
+    let mut counts = super::usage::SlicedCounts::new(out.words().len(), steps.len());
     let mut scratch = empty(sim);
     for step in steps {
         scratch.clear();
@@ -243,33 +241,14 @@ pub fn past_skipped(sim: &Sim, layer: usize, w: usize, min: usize) -> Result<Tok
             layer,
             false,
         );
-        for (i, &x) in scratch.words().iter().enumerate() {
-            let mut carry = x;
-            for plane in planes.iter_mut() {
-                if carry == 0 {
-                    break;
-                }
-                let p = plane[i];
-                plane[i] = p ^ carry;
-                carry &= p;
-            }
-        }
+        counts.add(scratch.words());
     }
-    // count >= need, word by word: compare the bit-sliced numbers with the constant.
-    let dst = out.words_mut();
-    for (i, d) in dst.iter_mut().enumerate() {
-        let (mut gt, mut eq) = (0u64, u64::MAX);
-        for b in (0..7).rev() {
-            let x = planes[b][i];
-            if (need >> b) & 1 == 1 {
-                eq &= x;
-            } else {
-                gt |= eq & x;
-                eq &= !x;
-            }
-        }
-        *d = gt | eq;
-    }
+    let mut cmp = super::usage::Comparison {
+        at_least: Vec::new(),
+        equal: Vec::new(),
+    };
+    counts.compare(need, &mut cmp);
+    out.words_mut().copy_from_slice(&cmp.at_least);
     out.clear_tail();
     Ok(out)
 }

@@ -2,6 +2,8 @@
 //! traces from text.
 #![allow(dead_code)]
 
+pub mod spy;
+
 use std::path::Path;
 
 use anyhow::Result;

@@ -1,0 +1,123 @@
+//! The `TokenSet` verbs scripts use: set algebra, counts, and picking positions by age.
+//!
+//! Not here: the `ctx` verbs that produce sets ([`super::ctx`]).
+
+use rhai::{Array, Dynamic, Engine, FuncRegistration, INT};
+
+use super::api;
+use super::ctx::{index, int, reg, take, Ctx, RResult, ScriptSet};
+
+pub fn register(engine: &mut Engine) {
+    fn and(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
+        let mut s = a.set.clone();
+        s.intersect_with(&b.set);
+        a.with(s)
+    }
+    fn or(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
+        // Keep the larger capacity so no position is lost.
+        let (big, small) = if a.set.capacity() >= b.set.capacity() {
+            (&a.set, &b.set)
+        } else {
+            (&b.set, &a.set)
+        };
+        let mut s = big.clone();
+        s.union_with(small);
+        a.with(s)
+    }
+    fn minus(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
+        let mut s = a.set.clone();
+        s.subtract(&b.set);
+        a.with(s)
+    }
+    reg!(engine, "and", ["a: TokenSet", "b: TokenSet"], and);
+    reg!(engine, "or", ["a: TokenSet", "b: TokenSet"], or);
+    reg!(engine, "minus", ["a: TokenSet", "b: TokenSet"], minus);
+    engine.register_fn("&", |mut a: ScriptSet, b: ScriptSet| and(&mut a, b));
+    engine.register_fn("|", |mut a: ScriptSet, b: ScriptSet| or(&mut a, b));
+    engine.register_fn("-", |mut a: ScriptSet, b: ScriptSet| minus(&mut a, b));
+    reg!(engine, "count", ["set: TokenSet"], |a: &mut ScriptSet| int(
+        a.set.count()
+    ));
+    engine.register_get("count", |a: &mut ScriptSet| int(a.set.count()));
+    reg!(engine, "bytes", ["set: TokenSet"], |a: &mut ScriptSet| int(
+        a.set.count().saturating_mul(a.entry_bytes)
+    ));
+    engine.register_get("bytes", |a: &mut ScriptSet| {
+        int(a.set.count().saturating_mul(a.entry_bytes))
+    });
+    reg!(
+        engine,
+        "is_empty",
+        ["set: TokenSet"],
+        |a: &mut ScriptSet| a.set.is_empty()
+    );
+    reg!(
+        engine,
+        "contains",
+        ["set: TokenSet", "pos: int"],
+        |a: &mut ScriptSet, p: INT| p >= 0 && a.set.contains(p as usize)
+    );
+    reg!(
+        engine,
+        "first",
+        ["set: TokenSet", "k: int"],
+        |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
+            a.with(take(&a.set, index(k, "k")? as u64, false))
+        }
+    );
+    reg!(
+        engine,
+        "last",
+        ["set: TokenSet", "k: int"],
+        |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
+            a.with(take(&a.set, index(k, "k")? as u64, true))
+        }
+    );
+    reg!(
+        engine,
+        "between",
+        ["set: TokenSet", "start: int", "end: int"],
+        |a: &mut ScriptSet, s: INT, e: INT| -> RResult<ScriptSet> {
+            let (s, e) = (index(s, "start")?, index(e, "end")?);
+            let mut out = a.set.clone();
+            out.truncate(e);
+            out.remove_range(0, s);
+            a.with(out)
+        }
+    );
+    reg!(engine, "oldest", ["set: TokenSet"], |a: &mut ScriptSet| a
+        .set
+        .iter()
+        .next()
+        .map_or(-1, |p| p as INT));
+    reg!(engine, "newest", ["set: TokenSet"], |a: &mut ScriptSet| a
+        .set
+        .iter_rev()
+        .next()
+        .map_or(-1, |p| p as INT));
+    reg!(
+        engine,
+        "ranges",
+        ["set: TokenSet"],
+        |a: &mut ScriptSet| -> RResult<Array> {
+            let r = a.set.ranges();
+            if r.len() > 10_000 {
+                return Err(format!(
+                    "set has {} ranges: too many for a script array (use the set verbs)",
+                    r.len()
+                )
+                .into());
+            }
+            Ok(r.into_iter()
+                .map(|(s, e)| {
+                    let pair: Array =
+                        vec![Dynamic::from_int(s as INT), Dynamic::from_int(e as INT)];
+                    Dynamic::from_array(pair)
+                })
+                .collect())
+        }
+    );
+    engine.register_fn("to_string", |a: &mut ScriptSet| format!("{:?}", a.set));
+    engine.register_fn("to_debug", |a: &mut ScriptSet| format!("{:?}", a.set));
+    engine.register_fn("to_string", |_: &mut Ctx| "ctx".to_string());
+}
