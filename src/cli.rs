@@ -132,9 +132,11 @@ fn pairs_of((placements, migrations, baselines): PairArgs) -> Result<Vec<kvtier:
     Ok(pairs)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn compare(
     path: &Path,
     which: PairArgs,
+    best_static: bool,
     params: &[String],
     format: Format,
     by: GroupBy,
@@ -146,13 +148,18 @@ pub fn compare(
         kvtier::plot::check_dir(dir)?;
     }
     let run = pairs_of(which)?;
-    let (c, pairs) = match plot {
+    let (mut c, pairs) = match plot {
         Some(_) => kvtier::compare::compare_with_series(&scenario, &run, params, csv)?,
         None => (
             kvtier::compare::compare(&scenario, &run, params, csv)?,
             Vec::new(),
         ),
     };
+    if best_static {
+        let (_, s) = kvtier::optimize::search(&scenario)?;
+        c.best_static_s = kvtier::optimize::best_static(&c)
+            .map_or(Some(s.decode_time_s), |b| Some(b.min(s.decode_time_s)));
+    }
     print!("{}", kvtier::compare::render(&c, format, by)?);
     if let Some(dir) = plot {
         if !pairs.is_empty() {
@@ -174,6 +181,40 @@ pub fn report(path: &Path, which: PairArgs, params: &[String], out: &Path) -> Re
     })?;
     println!("wrote {} ({} pairs)", out.display(), c.rows.len());
     bail_on_failed_pairs(&c)
+}
+
+/// `kvtier optimize`: the best static schedule beside every static placement.
+pub fn optimize(
+    path: &Path,
+    placements: &[String],
+    params: &[String],
+    format: Format,
+) -> Result<()> {
+    let scenario = Scenario::load(path)?;
+    let statics = policy::expand_all(
+        placements,
+        &["policies/placement", "policies/baselines/placement"],
+        Kind::Placement,
+    )?;
+    let r = kvtier::optimize::optimize(&scenario, &statics, params)?;
+    match format {
+        Format::Json => print!("{}", kvtier::optimize::render_json(&r)?),
+        Format::Csv => print!(
+            "{}",
+            kvtier::compare::render(&r.comparison, format, GroupBy::None)?
+        ),
+        Format::Table | Format::Markdown => {
+            println!("best static schedule of {}", scenario.name);
+            println!("{}", kvtier::optimize::describe(&r.optimum));
+            print!("{}", kvtier::optimize::render_layers(&r.optimum, format));
+            println!();
+            print!(
+                "{}",
+                kvtier::compare::render(&r.comparison, format, GroupBy::None)?
+            );
+        }
+    }
+    bail_on_failed_pairs(&r.comparison)
 }
 
 /// The default scenario of `kvtier check`.

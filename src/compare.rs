@@ -47,6 +47,10 @@ pub struct Comparison {
     /// Tokens generated (`D * B`), for the ideal row's tokens/s.
     pub tokens: u64,
     pub idealized: Option<String>,
+    /// The best static schedule's decode time (`kvtier optimize`), when it was asked for: the
+    /// tables then show a "best static" row and an "x best static" column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_static_s: Option<f64>,
     pub rows: Vec<PairRow>,
 }
 
@@ -64,6 +68,7 @@ impl Comparison {
             placement_bound_s: Some(summary.placement_bound_s),
             tokens: scenario.sizes.decode as u64 * scenario.sizes.batch,
             idealized: scenario.idealized_note(),
+            best_static_s: None,
             rows: vec![PairRow {
                 placement,
                 migration,
@@ -184,6 +189,7 @@ fn run_pairs(
         placement_bound_s: first.map(|b| b.1),
         tokens: scenario.sizes.decode as u64 * scenario.sizes.batch,
         idealized: scenario.idealized_note(),
+        best_static_s: None,
         rows,
     };
     Ok((comparison, collected))
@@ -259,8 +265,9 @@ pub fn bound_cells(c: &Comparison) -> Vec<Vec<String>> {
     let (Some(ideal), Some(placement)) = (c.ideal_bound_s, c.placement_bound_s) else {
         return Vec::new();
     };
-    [("ideal bound", ideal), ("placement bound", placement)]
-        .into_iter()
+    let mut refs = vec![("ideal bound", ideal), ("placement bound", placement)];
+    refs.extend(c.best_static_s.map(|b| ("best static", b)));
+    refs.into_iter()
         .map(|(name, b)| {
             let mut v = vec![
                 name.to_string(),
@@ -271,9 +278,22 @@ pub fn bound_cells(c: &Comparison) -> Vec<Vec<String>> {
                 format!("{:.4}", b / placement),
             ];
             v.extend(std::iter::repeat_n("-".to_string(), 6));
+            v.extend(c.best_static_s.map(|s| format!("{:.4}", b / s)));
             v
         })
         .collect()
+}
+
+/// A row's cells, with "x best static" last when the comparison has a best static time.
+pub fn cells_of(c: &Comparison, r: &PairRow) -> Vec<String> {
+    let mut v = cells(r);
+    if let Some(b) = c.best_static_s {
+        v.push(match &r.outcome {
+            Outcome::Summary(s) => format!("{:.4}", s.decode_time_s / b),
+            Outcome::Error(_) => String::new(),
+        });
+    }
+    v
 }
 
 /// Renders a comparison (rows already in the wanted order).
@@ -297,21 +317,45 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
             if let Some(n) = &c.idealized {
                 out += &format!("# {n}\n");
             }
-            out += "placement,migration,decode_time_s,tokens_per_s,x_ideal,alpha_attn,alpha_mlp,moved_to_hbm_bytes,moved_to_ext_bytes,fallbacks,peak_hbm_kv_bytes,error,x_placement\n";
+            out += "placement,migration,decode_time_s,tokens_per_s,x_ideal,alpha_attn,alpha_mlp,moved_to_hbm_bytes,moved_to_ext_bytes,fallbacks,peak_hbm_kv_bytes,error,x_placement";
+            out += if c.best_static_s.is_some() {
+                ",x_best_static\n"
+            } else {
+                "\n"
+            };
             let o = |a: Option<f64>| a.map(|a| a.to_string()).unwrap_or_default();
+            // The "x best static" cell of a time, with its comma; nothing without one.
+            let xb = |t: f64| {
+                c.best_static_s
+                    .map_or(String::new(), |b| format!(",{}", t / b))
+            };
             if let (Some(b), Some(p)) = (c.ideal_bound_s, c.placement_bound_s) {
-                out += &format!("ideal,,{b},{},1,,,,,,,,{}\n", c.tokens as f64 / b, b / p);
                 out += &format!(
-                    "placement,,{p},{},{},,,,,,,,1\n",
-                    c.tokens as f64 / p,
-                    p / b
+                    "ideal,,{b},{},1,,,,,,,,{}{}\n",
+                    c.tokens as f64 / b,
+                    b / p,
+                    xb(b)
                 );
+                out += &format!(
+                    "placement,,{p},{},{},,,,,,,,1{}\n",
+                    c.tokens as f64 / p,
+                    p / b,
+                    xb(p)
+                );
+                if let Some(s) = c.best_static_s {
+                    out += &format!(
+                        "best_static,,{s},{},{},,,,,,,,{},1\n",
+                        c.tokens as f64 / s,
+                        s / b,
+                        s / p
+                    );
+                }
             }
             for r in &rows {
                 match &r.outcome {
                     Outcome::Summary(s) => {
                         out += &format!(
-                            "{},{},{},{},{},{},{},{},{},{},{},,{}\n",
+                            "{},{},{},{},{},{},{},{},{},{},{},,{}{}\n",
                             r.placement,
                             r.migration,
                             s.decode_time_s,
@@ -323,12 +367,15 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
                             s.moved_to_ext_bytes,
                             s.fallbacks,
                             s.peak_hbm_kv_bytes,
-                            s.x_placement
+                            s.x_placement,
+                            xb(s.decode_time_s)
                         )
                     }
                     Outcome::Error(e) => {
                         let e = e.replace('"', "\"\"");
-                        out += &format!("{},{},,,,,,,,,,\"{e}\",\n", r.placement, r.migration)
+                        let blank = if c.best_static_s.is_some() { "," } else { "" };
+                        out +=
+                            &format!("{},{},,,,,,,,,,\"{e}\",{blank}\n", r.placement, r.migration)
                     }
                 }
             }
@@ -344,7 +391,8 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
                 let mut t = Table::new();
                 t.load_preset(preset);
                 t.set_content_arrangement(ContentArrangement::Disabled);
-                t.set_header(HEADER.iter().map(Cell::new));
+                let extra = c.best_static_s.map(|_| "x best static");
+                t.set_header(HEADER.iter().copied().chain(extra).map(Cell::new));
                 t
             };
             let add = |t: &mut Table, v: Vec<String>| {
@@ -364,6 +412,9 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
             if let Some(b) = c.placement_bound_s {
                 out += &format!("   placement bound: {b:.6} s");
             }
+            if let Some(b) = c.best_static_s {
+                out += &format!("   best static: {b:.6} s");
+            }
             out.push('\n');
             if let Some(n) = &c.idealized {
                 out += &format!("** {n} **\n");
@@ -375,7 +426,7 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
                         add(&mut t, v);
                     }
                     for r in &rows {
-                        add(&mut t, cells(r));
+                        add(&mut t, cells_of(c, r));
                     }
                     out += &format!("{t}\n");
                 }
@@ -388,7 +439,7 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
                             add(&mut t, v);
                         }
                         while i < rows.len() && rows[i].placement == p {
-                            add(&mut t, cells(&rows[i]));
+                            add(&mut t, cells_of(c, &rows[i]));
                             i += 1;
                         }
                         out += &format!("\nplacement: {p}\n{t}\n");

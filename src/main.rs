@@ -93,6 +93,10 @@ enum Command {
         /// baseline with migration `none`, each migration baseline with placement `hbm`).
         #[arg(long)]
         baselines: bool,
+        /// Also find the best static schedule (as `kvtier optimize`) and show every pair's time
+        /// against it ("x best static").
+        #[arg(long)]
+        best_static: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// Group rows: `placement` gives one block per placement, as the seed's plots.
@@ -174,6 +178,19 @@ enum Command {
         output: Option<PathBuf>,
         #[command(flatten)]
         plot: SweepPlot,
+    },
+    /// Find the best static schedule of a scenario's trace: which KV entries of each layer stay
+    /// on HBM for the whole run (no migration), beside every static placement run as it is.
+    Optimize {
+        scenario: PathBuf,
+        /// Static placements to run beside the search (default: policies/placement and
+        /// policies/baselines/placement), each with migration `none`.
+        #[arg(long, num_args = 1..)]
+        placement: Vec<String>,
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// Run a study file (scenarios/studies/*.toml): a sweep written down.
     Study {
@@ -350,6 +367,7 @@ fn dispatch(c: Command) -> Result<()> {
             scenario,
             pairs,
             baselines,
+            best_static,
             format,
             by,
             csv,
@@ -357,6 +375,7 @@ fn dispatch(c: Command) -> Result<()> {
         } => cli::compare(
             &scenario,
             (&pairs.placement, &pairs.migration, baselines),
+            best_static,
             &pairs.params,
             format,
             by,
@@ -419,6 +438,12 @@ fn dispatch(c: Command) -> Result<()> {
             metric: plot.metric,
             baselines,
         }),
+        Command::Optimize {
+            scenario,
+            placement,
+            params,
+            format,
+        } => cli::optimize(&scenario, &placement, &params, format),
         Command::Study {
             file,
             format,

@@ -91,7 +91,8 @@ pub fn html(scenario: &Scenario, c: &Comparison, pairs: &[PairSeries]) -> Result
         );
     }
     h.push_str("<table id=\"comparison\">\n<tr>");
-    for col in compare::HEADER {
+    let extra = c.best_static_s.map(|_| "x best static");
+    for col in compare::HEADER.iter().copied().chain(extra) {
         let _ = write!(h, "<th>{}</th>", escape(col));
     }
     h.push_str("</tr>\n");
@@ -107,7 +108,7 @@ pub fn html(scenario: &Scenario, c: &Comparison, pairs: &[PairSeries]) -> Result
         row(&mut h, " class=\"ideal\"", cells);
     }
     for r in &c.rows {
-        row(&mut h, "", compare::cells(r));
+        row(&mut h, "", compare::cells_of(c, r));
     }
     h.push_str("</table>\n");
     let errors: Vec<String> = c

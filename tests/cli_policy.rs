@@ -383,3 +383,65 @@ fn scenario_names_its_scripts_relative_to_itself_and_passes_its_params() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["fallbacks"], 3);
 }
+
+#[test]
+fn optimize_and_compare_best_static_agree_and_show_the_ratio() {
+    // tiny with no skips: the search finds 69 s (layer 0 keeps its newest 6 entries, layer 1
+    // its oldest 5), better than every static placement (PreferHBM 71 s).
+    let o = kvtier()
+        .args(["optimize", "scenarios/tiny.toml", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["best_static_s"].as_f64(), Some(69.0));
+    assert_eq!(v["search"]["layers"].as_array().unwrap().len(), 2);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["placement"], "best static");
+    // Every static placement: 5 seed ones and 2 baselines, plus the search.
+    assert_eq!(rows.len(), 8);
+
+    let o = kvtier()
+        .args([
+            "compare",
+            "scenarios/tiny.toml",
+            "--best-static",
+            "--baselines",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let header = out.lines().next().unwrap();
+    assert!(header.ends_with(",x_placement,x_best_static"), "{header}");
+    // The reference row, then PreferHBM + none at 71 / 69.
+    assert!(out.contains("\nbest_static,,69,"), "{out}");
+    let prefer = out
+        .lines()
+        .find(|l| l.starts_with("prefer_hbm,none,"))
+        .unwrap();
+    let x: f64 = prefer.rsplit(',').next().unwrap().parse().unwrap();
+    assert!((x - 71.0 / 69.0).abs() < 1e-12, "{prefer}");
+    // 35 seed pairs and 7 baselines.
+    assert_eq!(
+        out.lines().filter(|l| !l.starts_with('#')).count(),
+        1 + 3 + 35 + 7
+    );
+}
+
+#[test]
+fn optimize_refuses_passive_migration_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = fs::read_to_string("scenarios/tiny.toml").unwrap()
+        + "\n[memory]\npassive_migration = true\n";
+    let sc = write(dir.path(), "p.toml", &text);
+    let o = kvtier().args(["optimize", &sc]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("memory.passive_migration = false"),
+        "{}",
+        stderr(&o)
+    );
+}

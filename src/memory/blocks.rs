@@ -47,7 +47,6 @@ impl Memory {
         let k = self.entry_bytes;
         let block = pos / self.block_tokens;
         let (a, _) = self.block_range(block);
-        let inclusive = self.hierarchy == Hierarchy::Inclusive;
         let r = &mut self.layers[layer];
         let on_hbm = r.hbm.count_in(a, pos) > 0;
         let queued = r.queued_count > 0 && r.queued.count_in(a, pos) > 0;
@@ -56,15 +55,11 @@ impl Memory {
         let tier = if on_hbm {
             r.hbm.insert(pos);
             r.hbm_count += 1;
-            c.write_hbm(k);
-            if inclusive {
-                c.write_ext(k);
-            }
             Tier::Hbm
         } else {
-            c.write_ext(k);
             Tier::Ext
         };
+        super::new_entry_charges(c, self.hierarchy, k, tier);
         if queued {
             r.queued.insert(pos);
             r.queued_count += 1;

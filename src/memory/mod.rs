@@ -26,6 +26,32 @@ use crate::scenario::{initial_hbm_range, Access, Hierarchy, MigrationMode, Scena
 use crate::tokenset::TokenSet;
 use copy::{CopyJob, CopyQueue};
 
+/// Charges of an attention sublayer reading `total` KV entries of `k` bytes, `on_hbm` of them
+/// from HBM and the rest from EXT (fetched over the link, or read inside the device in
+/// near_data mode). The engine and the optimizer's evaluator both charge through this.
+pub fn kv_read_charges(c: &mut Charges, access: Access, k: u64, total: u64, on_hbm: u64) {
+    let on_ext = total - on_hbm;
+    c.read_hbm(on_hbm * k);
+    c.kv_read += total * k;
+    match access {
+        Access::Fetch => c.fetch_ext(on_ext * k),
+        Access::NearData => c.near_read_ext(on_ext * k),
+    }
+}
+
+/// Charges of writing one new entry of `k` bytes to `tier` (an inclusive hierarchy also writes
+/// an HBM entry's EXT copy).
+pub fn new_entry_charges(c: &mut Charges, hierarchy: Hierarchy, k: u64, tier: Tier) {
+    if tier == Tier::Hbm {
+        c.write_hbm(k);
+        if hierarchy == Hierarchy::Inclusive {
+            c.write_ext(k);
+        }
+    } else {
+        c.write_ext(k);
+    }
+}
+
 /// A memory tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tier {
@@ -294,17 +320,12 @@ impl Memory {
         let r = &mut self.layers[layer];
         r.present.insert(pos);
         r.present_count += 1;
+        new_entry_charges(c, self.hierarchy, k, tier);
         if tier == Tier::Hbm {
             r.hbm.insert(pos);
             r.hbm_count += 1;
             self.hbm_used_bytes += self.block_bytes;
-            c.write_hbm(k);
-            if self.hierarchy == Hierarchy::Inclusive {
-                c.write_ext(k);
-            }
             self.note_peak();
-        } else {
-            c.write_ext(k);
         }
         tier
     }
@@ -331,15 +352,8 @@ impl Memory {
                 (total, on_hbm)
             }
         };
-        let k = self.entry_bytes;
-        let on_ext = total - on_hbm;
-        c.read_hbm(on_hbm * k);
-        c.kv_read += total * k;
-        match self.access {
-            Access::Fetch => c.fetch_ext(on_ext * k),
-            Access::NearData => c.near_read_ext(on_ext * k),
-        }
-        (total, on_ext)
+        kv_read_charges(c, self.access, self.entry_bytes, total, on_hbm);
+        (total, total - on_hbm)
     }
 
     /// Passive migration: installs the EXT entries just read at `layer` (present, `< n`, not

@@ -131,6 +131,19 @@ impl SlicedCounts {
         }
     }
 
+    /// The counts of positions `0..n`, one number each.
+    pub fn values(&self, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|p| {
+                self.planes
+                    .iter()
+                    .enumerate()
+                    .map(|(b, plane)| (plane[p / 64] >> (p % 64) & 1) << b)
+                    .sum()
+            })
+            .collect()
+    }
+
     /// Compares every count with `v`, into `out` (reused between calls).
     pub fn compare(&self, v: usize, out: &mut Comparison) {
         let words = self.scratch.len();
