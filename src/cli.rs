@@ -156,9 +156,7 @@ pub fn compare(
         ),
     };
     if best_static {
-        let (_, s) = kvtier::optimize::search(&scenario)?;
-        c.best_static_s = kvtier::optimize::best_static(&c)
-            .map_or(Some(s.decode_time_s), |b| Some(b.min(s.decode_time_s)));
+        add_best_static(&scenario, &mut c)?;
     }
     print!("{}", kvtier::compare::render(&c, format, by)?);
     if let Some(dir) = plot {
@@ -170,10 +168,27 @@ pub fn compare(
 }
 
 /// `kvtier report`: every pair run once, then one self-contained HTML file.
-pub fn report(path: &Path, which: PairArgs, params: &[String], out: &Path) -> Result<()> {
+/// Sets the comparison's best static time: the search's, or a static row's if one is better.
+fn add_best_static(scenario: &Scenario, c: &mut kvtier::compare::Comparison) -> Result<()> {
+    let (_, s) = kvtier::optimize::search(scenario)?;
+    let rows = kvtier::optimize::best_static(c);
+    c.best_static_s = Some(rows.map_or(s.decode_time_s, |b| b.min(s.decode_time_s)));
+    Ok(())
+}
+
+pub fn report(
+    path: &Path,
+    which: PairArgs,
+    best_static: bool,
+    params: &[String],
+    out: &Path,
+) -> Result<()> {
     let scenario = Scenario::load(path)?;
     let run = pairs_of(which)?;
-    let (c, pairs) = kvtier::compare::compare_with_series(&scenario, &run, params, None)?;
+    let (mut c, pairs) = kvtier::compare::compare_with_series(&scenario, &run, params, None)?;
+    if best_static {
+        add_best_static(&scenario, &mut c)?;
+    }
     let html = kvtier::report::html(&scenario, &c, &pairs)?;
     kvtier::output::write_atomic(out, |w| {
         w.write_all(html.as_bytes())?;

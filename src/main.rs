@@ -118,6 +118,9 @@ enum Command {
         /// Also run the baselines of deployed systems (as `compare --baselines`).
         #[arg(long)]
         baselines: bool,
+        /// Also find the best static schedule (as `compare --best-static`).
+        #[arg(long)]
+        best_static: bool,
         /// The HTML file to write.
         #[arg(short, long)]
         output: PathBuf,
@@ -386,10 +389,12 @@ fn dispatch(c: Command) -> Result<()> {
             scenario,
             pairs,
             baselines,
+            best_static,
             output,
         } => cli::report(
             &scenario,
             (&pairs.placement, &pairs.migration, baselines),
+            best_static,
             &pairs.params,
             &output,
         ),
