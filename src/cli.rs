@@ -395,6 +395,7 @@ pub fn trace_stats(input: &Path, format: Format, sinks: usize, recent: usize) ->
                 "mlp skip",
                 "sink share",
                 "recent share",
+                "young skip",
             ]);
             let row = |name: String, l: &stats::LayerStats| {
                 vec![
@@ -405,10 +406,11 @@ pub fn trace_stats(input: &Path, format: Format, sinks: usize, recent: usize) ->
                     format!("{:.4}", l.mlp_skip_rate),
                     format!("{:.4}", l.sink_share),
                     format!("{:.4}", l.recent_share),
+                    format!("{:.4}", l.young_skip_share),
                 ]
             };
             if format == Format::Csv {
-                println!("layer,skipped_share,jaccard,layer_skip_rate,mlp_skip_rate,sink_share,recent_share");
+                println!("layer,skipped_share,jaccard,layer_skip_rate,mlp_skip_rate,sink_share,recent_share,young_skip_share");
                 for (i, l) in st.layers.iter().enumerate() {
                     println!("{}", row(i.to_string(), l).join(","));
                 }

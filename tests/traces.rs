@@ -158,3 +158,69 @@ fn trace_file_with_other_dimensions_is_rejected_with_both() {
         "{e}"
     );
 }
+
+/// A heavy-hitter scenario with early releases from the recent window.
+fn young(young_skip: f64, window: u64) -> Scenario {
+    let text = format!(
+        r#"
+name = "young"
+seed = 9
+[model]
+layers = 3
+params = 900
+dtype_bytes = 2
+kv_bytes = "100 B"
+[workload]
+prefill = 40
+decode = 30
+[hbm]
+capacity = "100000 B"
+bandwidth = "100 B/s"
+[ext]
+link_bandwidth = "20 B/s"
+internal_bandwidth = "40 B/s"
+[skip]
+source = "heavy_hitter"
+rate = 0.3
+sinks = 1
+recent = 8
+page = 1
+dense_layers = 1
+young_skip = {young_skip}
+young_window = {window}
+"#
+    );
+    Scenario::from_toml(&text, None).unwrap()
+}
+
+#[test]
+fn young_skip_releases_new_entries_early_and_only_in_sparse_layers() {
+    // young_skip = 1, window 1: every entry of a sparse layer is released at age 1, so at step
+    // n the entries written at n-1 .. n-7 (younger than the 8-position recent window, all
+    // decode entries here) are skipped; layer 0 is dense and skips nothing.
+    let sc = young(1.0, 1);
+    let steps = collect(trace::open(&sc).unwrap().as_mut());
+    for s in &steps[8..] {
+        let n = s.step;
+        assert_eq!(s.layers[0].token_count, 0);
+        for l in 1..3 {
+            for p in n - 7..n {
+                assert!(
+                    s.layers[l].tokens.contains(p),
+                    "step {n} layer {l} reads {p}"
+                );
+            }
+        }
+    }
+    // The statistic sees it: every decode entry of layers 1, 2 is skipped within 16 steps,
+    // none of layer 0's.
+    let st = stats::compute(trace::open(&sc).unwrap().as_mut(), 1, 8).unwrap();
+    assert_eq!(st.layers[0].young_skip_share, 0.0);
+    assert_eq!(st.layers[1].young_skip_share, 1.0);
+    // With young_skip = 0 the same positions are read at age 1 (the recent window).
+    let plain = young(0.0, 1);
+    let steps = collect(trace::open(&plain).unwrap().as_mut());
+    assert!(steps
+        .iter()
+        .all(|s| s.layers.iter().all(|l| !l.tokens.contains(s.step - 1))));
+}

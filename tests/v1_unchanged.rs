@@ -133,6 +133,7 @@ fn uses_v2(f: &ScenarioFile) -> bool {
         || f.memory.block_tokens != 1
         || f.model.kv_dtype_bits.is_some()
         || f.model.kv_latent.is_some()
+        || f.skip.young_skip > 0.0
 }
 
 fn all_digests() -> Vec<String> {

@@ -323,6 +323,21 @@ pub(super) fn validate(f: &ScenarioFile) -> Result<Sizes> {
     c.rates("skip.mlp_skip_rate", &s.mlp_skip_rate, m.layers);
     c.fraction("skip.keep", s.keep);
     c.fraction("skip.depth_spread", s.depth_spread);
+    c.fraction("skip.young_skip", s.young_skip);
+    if s.young_window == 0 || s.young_window > 1 << 16 {
+        c.fail(
+            "skip.young_window",
+            s.young_window,
+            "must be in 1..=65536 steps",
+        );
+    }
+    if s.young_skip > 0.0 && s.source != SkipSource::HeavyHitter {
+        c.fail(
+            "skip.young_skip",
+            s.young_skip,
+            "shapes the heavy_hitter generator: set `source = \"heavy_hitter\"`",
+        );
+    }
     if s.page == 0 || s.page > 1 << 16 {
         c.fail("skip.page", s.page, "must be in 1..=65536 positions");
     }

@@ -21,6 +21,9 @@ use anyhow::Result;
 /// Stream identifiers for [`stream_seed`].
 const STREAM_TOKENS: u64 = 1;
 const STREAM_FLAGS: u64 = 2;
+/// Early releases from the recent window (`young_skip`): its own stream, so that the token
+/// pattern of a scenario without them is unchanged.
+const STREAM_YOUNG: u64 = 3;
 
 /// A synthetic trace source.
 pub struct Generator {
@@ -57,6 +60,11 @@ struct HhParams {
     /// For pages of 8..64 positions that tile a word: position word for each pattern of the
     /// word's page bits.
     expand: Vec<u64>,
+    /// Share of new entries released early from the recent window, and the ages drawn.
+    young: f64,
+    young_window: u64,
+    /// Leading layers never skipped (no early releases either).
+    dense_layers: usize,
 }
 
 /// Per-layer state of the heavy-hitter generator.
@@ -70,6 +78,10 @@ struct HhLayer {
     page_bits: TokenSet,
     /// Pages that are candidates (fully older than the recent window).
     candidates: usize,
+    young_rng: Rng,
+    /// Entries released early, `(position, first step skipped)`, oldest first, until they
+    /// become candidates.
+    young: Vec<(usize, usize)>,
 }
 
 /// Highest skipped share the heavy-hitter generator gives one layer.
@@ -162,6 +174,9 @@ impl Generator {
                     keep: skip.keep,
                     targets,
                     expand: expand_table(skip.page as usize),
+                    young: skip.young_skip,
+                    young_window: skip.young_window,
+                    dense_layers: skip.dense_layers as usize,
                 };
                 let hh = (0..layers)
                     .map(|l| HhLayer {
@@ -170,6 +185,8 @@ impl Generator {
                         skipped: Vec::new(),
                         page_bits: TokenSet::new(s.positions().div_ceil(params.page)),
                         candidates: 0,
+                        young_rng: Rng::new(stream_seed(seed, STREAM_YOUNG, l as u64)),
+                        young: Vec::new(),
                     })
                     .collect();
                 (Kind::HeavyHitter { params, layers: hh }, shape)
@@ -282,11 +299,30 @@ impl HhLayer {
             self.flip(a);
             self.flip(b);
         }
-        if self.skipped.is_empty() {
-            return;
+        if !self.skipped.is_empty() {
+            expand_pages(&self.page_bits, hp.page, &hp.expand, out);
+            out.remove_range(0, hp.sinks);
         }
-        expand_pages(&self.page_bits, hp.page, &hp.expand, out);
-        out.remove_range(0, hp.sinks);
+        if hp.young > 0.0 && layer >= hp.dense_layers {
+            self.young_releases(hp, n, out);
+        }
+    }
+
+    /// Skips the entries released early from the recent window whose release step has come (and
+    /// that are not yet candidates), then decides the release of the entry written at step `n`.
+    fn young_releases(&mut self, hp: &HhParams, n: usize, out: &mut TokenSet) {
+        let first_young = self.candidates * hp.page;
+        self.young.retain(|&(p, _)| p >= first_young);
+        for &(p, from) in &self.young {
+            if from <= n && p >= hp.sinks {
+                out.insert(p);
+            }
+        }
+        // Two draws per written entry whatever the outcome, so the stream stays aligned.
+        let (u, age) = (self.young_rng.unit(), self.young_rng.below(hp.young_window));
+        if u < hp.young {
+            self.young.push((n, n + 1 + age as usize));
+        }
     }
 }
 

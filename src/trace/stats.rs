@@ -23,7 +23,15 @@ pub struct LayerStats {
     pub sink_share: f64,
     /// Share of the read entries inside the recent window.
     pub recent_share: f64,
+    /// Share of the decode entries not read at some step of the [`YOUNG_WINDOW`] after they
+    /// are written (entries whose window ends inside the trace): what look-ahead placement can
+    /// act on.
+    pub young_skip_share: f64,
 }
+
+/// Steps after an entry's write that [`LayerStats::young_skip_share`] looks at (the seed's
+/// look-ahead window).
+pub const YOUNG_WINDOW: usize = 16;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TraceStats {
@@ -43,6 +51,8 @@ struct Acc {
     read: u64,
     sink_read: u64,
     recent_read: u64,
+    young: u64,
+    young_skipped: u64,
 }
 
 impl Acc {
@@ -57,6 +67,8 @@ impl Acc {
         self.read += o.read;
         self.sink_read += o.sink_read;
         self.recent_read += o.recent_read;
+        self.young += o.young;
+        self.young_skipped += o.young_skipped;
     }
 
     fn finish(&self) -> LayerStats {
@@ -68,6 +80,7 @@ impl Acc {
             mlp_skip_rate: div(self.mlp_skips as f64, self.steps),
             sink_share: div(self.sink_read as f64, self.read),
             recent_share: div(self.recent_read as f64, self.read),
+            young_skip_share: div(self.young_skipped as f64, self.young),
         }
     }
 }
@@ -84,12 +97,26 @@ pub fn compute(source: &mut dyn TraceSource, sinks: usize, recent: usize) -> Res
     let mut accs = vec![Acc::default(); d.layers];
     let mut step = StepSkips::default();
     let mut read = TokenSet::new(cap);
+    // Per layer: decode entries not read at some step since their write.
+    let mut young: Vec<TokenSet> = (0..d.layers).map(|_| TokenSet::new(cap)).collect();
     for _ in 0..d.decode {
         source.next_step(&mut step)?;
         let n = step.step;
+        let window = n.saturating_sub(YOUNG_WINDOW).max(d.prefill)..n;
         for (l, ls) in step.layers.iter().enumerate() {
             let a = &mut accs[l];
             a.steps += 1;
+            for p in window.clone() {
+                if present[l].contains(p) && (ls.layer || ls.tokens.contains(p)) {
+                    young[l].insert(p);
+                }
+            }
+            if let Some(p) = n.checked_sub(YOUNG_WINDOW).filter(|&p| p >= d.prefill) {
+                if present[l].contains(p) {
+                    a.young += 1;
+                    a.young_skipped += young[l].contains(p) as u64;
+                }
+            }
             if ls.layer {
                 a.layer_skips += 1;
                 prev_read[l] = None;
