@@ -22,6 +22,7 @@ pub mod series;
 pub mod study;
 pub mod sweep;
 pub mod sweep_run;
+pub mod sweep_view;
 pub mod tokenset;
 pub mod trace;
 pub mod watch;
