@@ -669,6 +669,7 @@ pub struct SweepArgs {
     pub plot: Option<std::path::PathBuf>,
     pub metric: String,
     pub baselines: bool,
+    pub best_static: bool,
 }
 
 /// Default pairs of a sweep: the scripted PreferHBM with no migration and with AlphaMigration
@@ -697,12 +698,16 @@ pub fn sweep(a: SweepArgs) -> Result<()> {
         params: a.params,
         columns: a.columns,
         sort: a.sort,
+        table_per_point: false,
     };
-    let extra = if a.baselines {
+    let mut extra = if a.baselines {
         policy::baseline_pairs(Path::new(policy::BASELINES_DIR))?
     } else {
         Vec::new()
     };
+    if a.best_static {
+        extra.push(kvtier::sweep_run::search_pair());
+    }
     let sweep = kvtier::sweep_run::Sweep::new(def, &a.scenario, placements, migrations, extra)?;
     run_sweep(
         &sweep,

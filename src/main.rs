@@ -160,6 +160,10 @@ enum Command {
         /// Also run the baselines of deployed systems at every point (policies/baselines).
         #[arg(long)]
         baselines: bool,
+        /// Also find the best static schedule at every point (a "best static" row and the
+        /// x_best_static column).
+        #[arg(long)]
+        best_static: bool,
         /// Columns to show (Summary fields; default: decode_time_s, tokens_per_s, x_ideal,
         /// alpha_attn, alpha_mlp, moved_to_hbm_bytes, moved_to_ext_bytes).
         #[arg(long, value_delimiter = ',')]
@@ -420,6 +424,7 @@ fn dispatch(c: Command) -> Result<()> {
             migration,
             params,
             baselines,
+            best_static,
             columns,
             sort,
             format,
@@ -442,6 +447,7 @@ fn dispatch(c: Command) -> Result<()> {
             plot: plot.plot,
             metric: plot.metric,
             baselines,
+            best_static,
         }),
         Command::Optimize {
             scenario,

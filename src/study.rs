@@ -32,6 +32,13 @@ pub struct StudyFile {
     /// pairs: each placement baseline with `none`, each migration baseline with `hbm`.
     #[serde(default)]
     pub baselines: Option<String>,
+    /// Also find the best static schedule at every point (`kvtier optimize`'s search): a
+    /// "best static" row per point and the `x_best_static` column.
+    #[serde(default)]
+    pub best_static: bool,
+    /// Markdown and tables: one table per point, headed by its values.
+    #[serde(default)]
+    pub table_per_point: bool,
     /// Script parameters applied to every run (as `--param`).
     #[serde(default)]
     pub params: toml::Table,
@@ -178,12 +185,16 @@ pub fn load(path: &Path) -> Result<Sweep> {
         params,
         columns: file.columns.clone(),
         sort: file.sort.clone(),
+        table_per_point: file.table_per_point,
     };
-    let extra = match &file.baselines {
+    let mut extra = match &file.baselines {
         Some(b) => crate::policy::baseline_pairs(&dir.join(b))
             .with_context(|| format!("baselines: {b}"))
             .map_err(in_study)?,
         None => Vec::new(),
     };
+    if file.best_static {
+        extra.push(crate::sweep_run::search_pair());
+    }
     Sweep::new(def, &dir.join(&file.base), placements, migrations, extra).map_err(in_study)
 }

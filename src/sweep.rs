@@ -253,6 +253,18 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
     if total > 1_000_000 {
         bail!("the sweep has {total} points (at most 1000000)");
     }
+    // `scenario=FILE` points start from another scenario file instead of the base.
+    let mut others: std::collections::HashMap<String, (std::path::PathBuf, toml::Table)> =
+        Default::default();
+    for f in scenario_values(varies)? {
+        let path = base.parent().unwrap_or(Path::new(".")).join(&f);
+        let text = crate::input::read_text(&path, "scenario")
+            .with_context(|| format!("--vary {SCENARIO_KEY}={f}"))?;
+        Scenario::from_toml(&text, Some(&path))?;
+        let t: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
+        others.insert(f, (path, t));
+    }
     let mut points = Vec::with_capacity(total);
     for i in 0..total {
         let mut rest = i;
@@ -266,12 +278,18 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
         for (v, &i) in varies.iter().zip(&picks) {
             v.assign(i, &mut assignments);
         }
-        let mut t = table.clone();
-        for (k, val) in &assignments {
+        let (mut t, from) = match assignments.iter().find(|(k, _)| k == SCENARIO_KEY) {
+            Some((_, toml::Value::String(f))) => {
+                let (p, t) = &others[f];
+                (t.clone(), p.as_path())
+            }
+            _ => (table.clone(), base),
+        };
+        for (k, val) in assignments.iter().filter(|(k, _)| k != SCENARIO_KEY) {
             set_path(&mut t, k, val.clone())
                 .with_context(|| format!("--vary {k}={}", value_text(val)))?;
         }
-        let scenario = Scenario::from_table(t, Some(base))
+        let scenario = Scenario::from_table(t, Some(from))
             .map_err(|e| anyhow!("{}: {e:#}", describe(&assignments)))?;
         points.push(Point {
             assignments,
@@ -279,6 +297,35 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
         });
     }
     Ok(points)
+}
+
+/// The varied key that swaps the whole base scenario: `--vary scenario=a.toml,b.toml` (files
+/// relative to the base's folder; other varied keys then apply to each).
+pub const SCENARIO_KEY: &str = "scenario";
+
+/// The files named by `scenario=...` values, in order, each once.
+pub fn scenario_values(varies: &[Vary]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for v in varies {
+        let mut pairs = Vec::new();
+        for i in 0..v.values.len() {
+            v.assign(i, &mut pairs);
+        }
+        for (k, val) in pairs.into_iter().filter(|(k, _)| k == SCENARIO_KEY) {
+            match val {
+                toml::Value::String(f) => {
+                    if !out.contains(&f) {
+                        out.push(f);
+                    }
+                }
+                other => bail!(
+                    "--vary {k}={}: a scenario is a file name (a string)",
+                    value_text(&other)
+                ),
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn describe(a: &[(String, toml::Value)]) -> String {

@@ -56,6 +56,10 @@ pub struct SweepDef {
     pub columns: Vec<String>,
     /// Display order: a column, ascending (`-column`: descending); `None`: run order.
     pub sort: Option<String>,
+    /// Tables and markdown show one table per point (headed by its values) instead of one table
+    /// with the varied keys as leading columns; CSV and JSON stay one flat table.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub table_per_point: bool,
 }
 
 impl SweepDef {
@@ -235,6 +239,19 @@ impl Fnv {
     }
 }
 
+/// The pseudo-pair that runs `kvtier optimize`'s search at each point (a study's
+/// `best_static = true`, `sweep --best-static`): its row is the best static schedule.
+pub fn search_pair() -> crate::compare::Pair {
+    (
+        PolicyRef::Native(crate::optimize::SEARCH_LABEL.into()),
+        PolicyRef::Native("(search)".into()),
+    )
+}
+
+fn is_search(p: &PolicyRef) -> bool {
+    matches!(p, PolicyRef::Native(n) if n == crate::optimize::SEARCH_LABEL)
+}
+
 /// A sweep ready to run: its definition, its validated points and its pairs.
 pub struct Sweep {
     pub def: SweepDef,
@@ -281,6 +298,11 @@ impl Sweep {
         h.add(RESULT_FORMAT.as_bytes());
         let text = crate::input::read_limited(base, "scenario")?;
         h.add(&text);
+        for f in crate::sweep::scenario_values(&def.vary)? {
+            let p = base.parent().unwrap_or(Path::new(".")).join(&f);
+            h.add(f.as_bytes());
+            h.add(&crate::input::read_limited(&p, "scenario")?);
+        }
         let extra_refs = extra.iter().flat_map(|(p, m)| [p, m]);
         for r in placements.iter().chain(&migrations).chain(extra_refs) {
             h.add(r.label().as_bytes());
@@ -334,6 +356,9 @@ impl Sweep {
                 let pair = run % pairs;
                 let (p, mg) = &self.pairs[pair];
                 let go = || -> Result<Summary> {
+                    if is_search(p) {
+                        return Ok(crate::optimize::search(&point.scenario)?.1);
+                    }
                     let params = policy::params(&point.scenario, &self.def.params)?;
                     let mut pol = policy::build_for(&point.scenario, p, mg, params, None)?;
                     let csv: Option<PathBuf> = csv_dir.map(|d| {

@@ -33,7 +33,7 @@ enum Shown {
 }
 
 /// Every column a sweep can show: the [`Summary`] field, its table header, how it is printed.
-const COLUMNS: [(&str, &str, Shown); 19] = [
+const COLUMNS: [(&str, &str, Shown); 20] = [
     ("decode_time_s", "decode time (s)", Shown::Seconds),
     ("tokens_per_s", "tokens/s", Shown::Rate),
     ("ideal_bound_s", "ideal bound (s)", Shown::Seconds),
@@ -53,6 +53,9 @@ const COLUMNS: [(&str, &str, Shown); 19] = [
     ("ext_read_bytes", "GB read EXT", Shown::Gigabytes),
     ("queued_at_end_bytes", "GB queued at end", Shown::Gigabytes),
     ("compute_bound_rows", "compute-bound rows", Shown::Count),
+    // Not a Summary field: decode time / the least time of the point's static rows (the best
+    // static search's row and every migration `none` row); empty when the point has none.
+    ("x_best_static", "x best static", Shown::Ratio),
 ];
 
 /// The names of every column, for error messages and docs.
@@ -87,6 +90,36 @@ fn field(s: &Summary, name: &str) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// The least decode time of each point's static rows: the best static search's row and every
+/// row with migration `none`.
+fn best_static_by_point(r: &SweepResult) -> std::collections::HashMap<usize, f64> {
+    let mut best = std::collections::HashMap::new();
+    for x in &r.rows {
+        let is_static = x.migration == "none" || x.placement == crate::optimize::SEARCH_LABEL;
+        if let (true, Outcome::Summary(s)) = (is_static, &x.outcome) {
+            let b = best.entry(x.point).or_insert(f64::INFINITY);
+            *b = s.decode_time_s.min(*b);
+        }
+    }
+    best
+}
+
+/// Column `name` of a row: its Summary field, or the derived `x_best_static`.
+fn row_field(
+    x: &SweepRow,
+    s: &Summary,
+    name: &str,
+    best: &std::collections::HashMap<usize, f64>,
+) -> serde_json::Value {
+    if name == "x_best_static" {
+        return best
+            .get(&x.point)
+            .and_then(|b| serde_json::Number::from_f64(s.decode_time_s / b))
+            .map_or(serde_json::Value::Null, serde_json::Value::Number);
+    }
+    field(s, name)
+}
+
 fn number(v: &serde_json::Value) -> Option<f64> {
     v.as_f64()
 }
@@ -114,6 +147,7 @@ fn column(name: &str) -> (&'static str, &'static str, Shown) {
 /// Rows in display order: the definition's sort (errors last, run number breaking ties), else
 /// run order.
 fn ordered(r: &SweepResult) -> Vec<&SweepRow> {
+    let best = best_static_by_point(r);
     let mut rows: Vec<&SweepRow> = r.rows.iter().collect();
     rows.sort_by_key(|x| x.run);
     if let Some(sort) = &r.definition.sort {
@@ -122,7 +156,7 @@ fn ordered(r: &SweepResult) -> Vec<&SweepRow> {
             None => (false, sort.as_str()),
         };
         let key = |x: &SweepRow| match &x.outcome {
-            Outcome::Summary(s) => number(&field(s, name)),
+            Outcome::Summary(s) => number(&row_field(x, s, name, &best)),
             Outcome::Error(_) => None,
         };
         rows.sort_by(|a, b| match (key(a), key(b)) {
@@ -172,6 +206,7 @@ pub fn render(r: &SweepResult, format: Format) -> Result<String> {
         return Ok(serde_json::to_string_pretty(r)? + "\n");
     }
     let rows = ordered(r);
+    let best = best_static_by_point(r);
     let keys = def.keys();
     let cols: Vec<(&str, &str, Shown)> = def.columns.iter().map(|c| column(c)).collect();
     let (note, per_row_note) = common_note(&rows);
@@ -206,7 +241,7 @@ pub fn render(r: &SweepResult, format: Format) -> Result<String> {
                 match &x.outcome {
                     Outcome::Summary(s) => {
                         for c in &cols {
-                            let f = field(s, c.0);
+                            let f = row_field(x, s, c.0, &best);
                             v.push(if f.is_null() {
                                 String::new()
                             } else {
@@ -231,58 +266,53 @@ pub fn render(r: &SweepResult, format: Format) -> Result<String> {
             }
         }
         Format::Table | Format::Markdown => {
-            let mut t = Table::new();
-            t.load_preset(if format == Format::Markdown {
-                presets::ASCII_MARKDOWN
-            } else {
-                presets::UTF8_FULL_CONDENSED
-            });
-            t.set_content_arrangement(ContentArrangement::Disabled);
-            let mut head: Vec<String> = keys.clone();
-            head.extend(["placement".into(), "migration".into()]);
-            head.extend(cols.iter().map(|c| c.1.to_string()));
-            if per_row_note {
-                head.push("idealized".into());
-            }
-            t.set_header(head.into_iter().map(Cell::new));
-            let lead = keys.len() + 2;
-            for x in &rows {
-                let mut v: Vec<String> = x.values.iter().map(value_text).collect();
-                v.push(x.placement.clone());
-                v.push(x.migration.clone());
-                match &x.outcome {
-                    Outcome::Summary(s) => {
-                        v.extend(cols.iter().map(|c| table_cell(&field(s, c.0), c.2)));
-                        if per_row_note {
-                            v.push(s.idealized.clone().unwrap_or_else(|| "-".into()));
-                        }
-                    }
-                    Outcome::Error(_) => {
-                        v.push("ERROR (below)".into());
-                        v.extend(std::iter::repeat_n(
-                            "-".to_string(),
-                            cols.len() - 1 + per_row_note as usize,
-                        ));
-                    }
-                }
-                t.add_row(v.into_iter().enumerate().map(|(i, s)| {
-                    let c = Cell::new(s);
-                    if i < lead {
-                        c
-                    } else {
-                        c.set_alignment(CellAlignment::Right)
-                    }
-                }));
-            }
             match &def.title {
                 Some(title) => out += &format!("study: {title}   base: {}", def.base),
                 None => out += &format!("sweep: {}", def.base),
             }
             out += &format!("   runs: {}\n", r.rows.len());
-            if let Some(n) = &note {
-                out += &format!("** {n} **\n");
+            let table = |rows: &[&SweepRow], keys: &[String], per_row_note: bool| {
+                let cells = TableCells {
+                    keys,
+                    cols: &cols,
+                    best: &best,
+                    per_row_note,
+                };
+                cells.render(rows, format)
+            };
+            if def.table_per_point && !keys.is_empty() {
+                // Points in run order; rows within a point in the sort's order.
+                let mut points: Vec<usize> = rows.iter().map(|x| x.point).collect();
+                points.sort_unstable();
+                points.dedup();
+                for p in points {
+                    let of_point: Vec<&SweepRow> =
+                        rows.iter().copied().filter(|x| x.point == p).collect();
+                    let values: Vec<String> = keys
+                        .iter()
+                        .zip(&of_point[0].values)
+                        .map(|(k, v)| format!("{k} = {}", value_text(v)))
+                        .collect();
+                    if format == Format::Markdown {
+                        out += &format!("\n#### {}\n\n", values.join(", "));
+                    } else {
+                        out += &format!("\n{}\n", values.join(", "));
+                    }
+                    let (note, per_row_note) = common_note(&of_point);
+                    if let Some(n) = &note {
+                        out += &format!("** {n} **\n");
+                    }
+                    if format == Format::Markdown && note.is_some() {
+                        out.push('\n');
+                    }
+                    out += &format!("{}\n", table(&of_point, &[], per_row_note));
+                }
+            } else {
+                if let Some(n) = &note {
+                    out += &format!("** {n} **\n");
+                }
+                out += &format!("{}\n", table(&rows, &keys, per_row_note));
             }
-            out += &format!("{t}\n");
             if !errors.is_empty() {
                 out += &format!("\n{} run(s) failed:\n", errors.len());
                 for e in &errors {
@@ -292,6 +322,72 @@ pub fn render(r: &SweepResult, format: Format) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+/// What a table of sweep rows shows: the varied keys as leading columns (none in a table per
+/// point), the chosen columns, and the idealized note per row when rows differ in it.
+struct TableCells<'a> {
+    keys: &'a [String],
+    cols: &'a [(&'a str, &'a str, Shown)],
+    best: &'a std::collections::HashMap<usize, f64>,
+    per_row_note: bool,
+}
+
+impl TableCells<'_> {
+    fn render(&self, rows: &[&SweepRow], format: Format) -> Table {
+        let mut t = Table::new();
+        t.load_preset(if format == Format::Markdown {
+            presets::ASCII_MARKDOWN
+        } else {
+            presets::UTF8_FULL_CONDENSED
+        });
+        t.set_content_arrangement(ContentArrangement::Disabled);
+        let mut head: Vec<String> = self.keys.to_vec();
+        head.extend(["placement".into(), "migration".into()]);
+        head.extend(self.cols.iter().map(|c| c.1.to_string()));
+        if self.per_row_note {
+            head.push("idealized".into());
+        }
+        t.set_header(head.into_iter().map(Cell::new));
+        let lead = self.keys.len() + 2;
+        for x in rows {
+            let mut v: Vec<String> = if self.keys.is_empty() {
+                Vec::new()
+            } else {
+                x.values.iter().map(value_text).collect()
+            };
+            v.push(x.placement.clone());
+            v.push(x.migration.clone());
+            match &x.outcome {
+                Outcome::Summary(s) => {
+                    v.extend(
+                        self.cols
+                            .iter()
+                            .map(|c| table_cell(&row_field(x, s, c.0, self.best), c.2)),
+                    );
+                    if self.per_row_note {
+                        v.push(s.idealized.clone().unwrap_or_else(|| "-".into()));
+                    }
+                }
+                Outcome::Error(_) => {
+                    v.push("ERROR (below)".into());
+                    v.extend(std::iter::repeat_n(
+                        "-".to_string(),
+                        self.cols.len() - 1 + self.per_row_note as usize,
+                    ));
+                }
+            }
+            t.add_row(v.into_iter().enumerate().map(|(i, s)| {
+                let c = Cell::new(s);
+                if i < lead {
+                    c
+                } else {
+                    c.set_alignment(CellAlignment::Right)
+                }
+            }));
+        }
+        t
+    }
 }
 
 /// Number of error rows.

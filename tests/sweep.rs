@@ -294,6 +294,34 @@ fn a_study_runs_like_the_same_sweep() {
 }
 
 #[test]
+fn a_table_per_point_heads_each_point_and_drops_the_key_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_study(
+        dir.path(),
+        "columns = [\"decode_time_s\"]\ntable_per_point = true",
+    );
+    let md = stdout(kvtier().arg("study").arg(&f).args(["--format", "markdown"]));
+    // One heading per point (decode 2, then 3), each followed by a one-row table whose first
+    // column is the placement, not the varied key.
+    let heads: Vec<&str> = md.lines().filter(|l| l.starts_with("#### ")).collect();
+    assert_eq!(
+        heads,
+        ["#### workload.decode = 2", "#### workload.decode = 3"],
+        "{md}"
+    );
+    let headers: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("| placement"))
+        .collect();
+    assert_eq!(headers.len(), 2, "{md}");
+    assert!(!md.contains("| workload.decode"), "{md}");
+    // CSV stays one flat table with the key column.
+    let csv = stdout(kvtier().arg("study").arg(&f).args(["--format", "csv"]));
+    assert!(csv.starts_with("workload.decode,placement,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+}
+
+#[test]
 fn a_study_with_an_unknown_field_is_rejected_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_study(dir.path(), "colums = [\"x_ideal\"]");
@@ -313,9 +341,9 @@ fn every_shipped_study_parses_and_expands() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "toml") {
             let s = kvtier::study::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
-            // The largest is sync-async: every reference pair, both seed set-ups, both modes.
+            // The largest is baselines: 12 points x 43 runs (seed pairs, baselines, search).
             assert!(
-                s.runs() > 0 && s.runs() <= 140,
+                s.runs() > 0 && s.runs() <= 600,
                 "{}: {} runs",
                 p.display(),
                 s.runs()
@@ -348,6 +376,7 @@ fn result_labels_follow_the_points_sweep_expands() {
         params: vec![],
         columns: vec![],
         sort: None,
+        table_per_point: false,
     };
     assert_eq!(def.points(), 4);
     assert_eq!(
@@ -374,4 +403,62 @@ fn merge_refuses_an_edited_result_file_without_panicking() {
         e.contains("bad.json: definition") && e.contains("unknown column \"speed\""),
         "{e}"
     );
+}
+
+#[test]
+fn a_sweep_over_scenarios_and_the_best_static_column() {
+    // Two scenario files (tiny and tiny with a slower link), two modes; PreferHBM with no
+    // migration and the best static search at each point.
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(repo().join("scenarios/tiny.toml")).unwrap();
+    std::fs::write(dir.path().join("a.toml"), &tiny).unwrap();
+    std::fs::write(
+        dir.path().join("b.toml"),
+        tiny.replace("link_bandwidth = \"20 B/s\"", "link_bandwidth = \"10 B/s\""),
+    )
+    .unwrap();
+    let out = stdout(kvtier().args([
+        "sweep",
+        &dir.path().join("a.toml").display().to_string(),
+        "--vary",
+        "scenario=a.toml,b.toml",
+        "--vary",
+        "memory.migration=sync,async",
+        "--placement",
+        "prefer_hbm",
+        "--migration",
+        "none",
+        "--best-static",
+        "--columns",
+        "decode_time_s,x_best_static",
+        "--format",
+        "csv",
+    ]));
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(
+        out.lines().next().unwrap(),
+        "scenario,memory.migration,placement,migration,decode_time_s,x_best_static,error"
+    );
+    assert_eq!(rows.len(), 8, "{out}");
+    // tiny: PreferHBM 71 s, best static 69 s (cli_policy.rs); each point's rows are divided by
+    // its own best static time.
+    let prefer = &rows[0];
+    assert_eq!(&prefer[..4], ["a.toml", "sync", "prefer_hbm", "none"]);
+    let num = |s: &str| s.parse::<f64>().unwrap();
+    assert_eq!(num(prefer[4]), 71.0);
+    assert_eq!(num(prefer[5]), 71.0 / 69.0);
+    assert_eq!(&rows[1][2..4], ["best static", "(search)"]);
+    assert_eq!((num(rows[1][4]), num(rows[1][5])), (69.0, 1.0));
+    // The slower link is another scenario: slower, and its own best static time.
+    let slow = num(rows[4][4]);
+    assert!(rows[4][0] == "b.toml" && slow > 71.0, "{out}");
+    let best_b = num(rows[5][4]);
+    assert_eq!(num(rows[4][5]), slow / best_b);
+    // A scenario value that is not a file name is refused before anything runs.
+    let e = fails(kvtier().args(["sweep", "scenarios/tiny.toml", "--vary", "scenario=1,2"]));
+    assert!(e.contains("a scenario is a file name"), "{e}");
 }
