@@ -293,6 +293,69 @@ pub fn scenario_show(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `kvtier policies`: every built-in reference script, seed strategies first, with the first
+/// sentence of its header.
+pub fn policies() -> Result<()> {
+    use kvtier::policy::builtin::BUILTIN;
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if t.width().is_none() {
+        // Not a terminal: wrap the descriptions as a 120-column one would.
+        t.set_width(120);
+    }
+    t.set_header(vec!["name", "kind", "from", "what it does"]);
+    for b in BUILTIN {
+        t.add_row(vec![
+            b.name.to_string(),
+            b.kind.dir().to_string(),
+            if b.baseline { "baseline" } else { "seed" }.to_string(),
+            b.summary(),
+        ]);
+    }
+    println!("{t}");
+    println!("Native strategies (no script): placement hbm, ext; migration none.");
+    println!("A bare name resolves as a file, then ./policies/<kind>/NAME.rhai (and ./policies/baselines/<kind>/), then the built-in script. `kvtier policies show NAME` prints one to copy.");
+    Ok(())
+}
+
+/// `kvtier policies show NAME`: one built-in script's text.
+pub fn policy_show(name: &str) -> Result<()> {
+    use kvtier::policy::builtin::BUILTIN;
+    let (kind, bare) = match name.split_once('/') {
+        Some((k, n)) if k == "placement" || k == "migration" => (Some(k), n),
+        _ => (None, name),
+    };
+    let bare = bare.trim_end_matches(".rhai");
+    let found: Vec<_> = BUILTIN
+        .iter()
+        .filter(|b| b.name == bare && kind.is_none_or(|k| b.kind.dir() == k))
+        .collect();
+    match found.as_slice() {
+        [b] => {
+            print!("{}", b.source);
+            Ok(())
+        }
+        [] => {
+            let names: Vec<&str> = BUILTIN.iter().map(|b| b.name).collect();
+            let hint = kvtier::input::did_you_mean(bare, &names)
+                .map(|n| format!(" (did you mean {n}?)"))
+                .unwrap_or_default();
+            anyhow::bail!("no built-in strategy {name:?}{hint}: `kvtier policies` lists them")
+        }
+        several => {
+            let options: Vec<String> = several
+                .iter()
+                .map(|b| format!("{}/{}", b.kind.dir(), b.name))
+                .collect();
+            anyhow::bail!(
+                "{name:?} is both a placement and a migration: say {}",
+                options.join(" or ")
+            )
+        }
+    }
+}
+
 pub fn presets() -> Result<()> {
     let (hw, models) = kvtier::scenario::preset::listing()?;
     let mut t = Table::new();

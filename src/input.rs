@@ -61,3 +61,27 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
         )
     })
 }
+
+/// The candidate closest to `word` when it is close enough to be a typo (Jaro-Winkler
+/// similarity of at least 0.8, as clap suggests subcommands): for "did you mean ...?" hints.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(s, _)| *s >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod did_you_mean_tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn a_typo_finds_its_word_and_nonsense_finds_nothing() {
+        let words = ["layer", "layers", "step", "hbm_used"];
+        assert_eq!(did_you_mean("layr", &words), Some("layer"));
+        assert_eq!(did_you_mean("hbm_use", &words), Some("hbm_used"));
+        assert_eq!(did_you_mean("zzzz", &words), None);
+    }
+}

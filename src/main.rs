@@ -28,12 +28,14 @@ enum Command {
     /// Run one scenario and print its summary.
     Run {
         scenario: PathBuf,
-        /// Placement: a native name (`hbm`, `ext`), a script file, or the name of a script under
-        /// policies/placement/; default: the scenario's `policy.placement`.
+        /// Placement: a native name (`hbm`, `ext`), a script file, or a script's name (looked up
+        /// in ./policies/placement/, then among the built-in ones: `kvtier policies`); default:
+        /// the scenario's `policy.placement`.
         #[arg(long)]
         placement: Option<String>,
-        /// Migration: `none`, a script file, or the name of a script under policies/migration/;
-        /// default: the scenario's `policy.migration`.
+        /// Migration: `none`, a script file, or a script's name (looked up in
+        /// ./policies/migration/, then among the built-in ones: `kvtier policies`); default: the
+        /// scenario's `policy.migration`.
         #[arg(long)]
         migration: Option<String>,
         /// Script parameter, overriding the scenario's [policy.params] (repeatable).
@@ -58,6 +60,12 @@ enum Command {
     Presets {
         #[command(subcommand)]
         command: Option<PresetsCommand>,
+    },
+    /// The reference strategies built into kvtier: list them with what each does, or print one
+    /// to copy and edit (`kvtier policies show alpha > my_alpha.rhai`).
+    Policies {
+        #[command(subcommand)]
+        command: Option<PoliciesCommand>,
     },
     /// Skip traces.
     Trace {
@@ -286,6 +294,13 @@ enum PresetsCommand {
 }
 
 #[derive(Subcommand)]
+enum PoliciesCommand {
+    /// Print a built-in script. NAME is a bare name (`alpha`), or `placement/NAME` /
+    /// `migration/NAME` where both kinds have one (`lookahead_batch`).
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
 enum TraceCommand {
     /// Generate a scenario's synthetic trace as kvtrace v1 text.
     Gen {
@@ -492,6 +507,10 @@ fn dispatch(c: Command) -> Result<()> {
         Command::Scenario {
             command: ScenarioCommand::Show { file },
         } => cli::scenario_show(&file),
+        Command::Policies { command: None } => cli::policies(),
+        Command::Policies {
+            command: Some(PoliciesCommand::Show { name }),
+        } => cli::policy_show(&name),
         Command::Presets { command: None } => cli::presets(),
         Command::Presets {
             command: Some(PresetsCommand::Show { name }),

@@ -106,7 +106,7 @@ fn kind_dir(kind: Kind) -> &'static str {
 /// (`<study>/../../policies/<kind>/<name>.rhai`), so studies run from any working directory.
 fn strategies(spec: &str, kind: Kind, dir: &Path) -> Result<Vec<PolicyRef>> {
     let d = dir.join(spec);
-    if d.is_dir() {
+    if d.is_dir() || !d.exists() && policy::builtin::folder(spec, kind).is_some() {
         return policy::expand(&d.to_string_lossy(), kind);
     }
     match policy::resolve(spec, kind, Some(dir)) {

@@ -306,9 +306,8 @@ impl Sweep {
         let extra_refs = extra.iter().flat_map(|(p, m)| [p, m]);
         for r in placements.iter().chain(&migrations).chain(extra_refs) {
             h.add(r.label().as_bytes());
-            if let PolicyRef::Script(p) = r {
-                let s = crate::input::read_limited(p, "script")?;
-                h.add(&s);
+            if let Some(s) = r.source()? {
+                h.add(s.as_bytes());
             }
         }
         h.add(serde_json::to_string(&def)?.as_bytes());

@@ -75,6 +75,8 @@ enum KindKey {
 enum PolicyKey {
     Native(String),
     Script(PathBuf),
+    /// A built-in reference script, by its project path: never changes, never watched.
+    Builtin(&'static str),
 }
 
 impl PolicyKey {
@@ -82,12 +84,19 @@ impl PolicyKey {
         match r {
             PolicyRef::Native(n) => PolicyKey::Native(n.clone()),
             PolicyRef::Script(p) => PolicyKey::Script(absolute(p)),
+            PolicyRef::Builtin(b) => PolicyKey::Builtin(b.path),
         }
     }
     fn to_ref(&self) -> PolicyRef {
         match self {
             PolicyKey::Native(n) => PolicyRef::Native(n.clone()),
             PolicyKey::Script(p) => PolicyRef::Script(p.clone()),
+            PolicyKey::Builtin(path) => PolicyRef::Builtin(
+                policy::builtin::BUILTIN
+                    .iter()
+                    .find(|b| b.path == *path)
+                    .expect("a key is made from a built-in script"),
+            ),
         }
     }
     fn label(&self) -> String {

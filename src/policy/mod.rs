@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod budget;
+pub mod builtin;
 pub mod ctx;
 pub mod host;
 pub mod query;
@@ -40,7 +41,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn dir(self) -> &'static str {
+    /// The folder of this kind under `policies/`: `placement` or `migration`.
+    pub fn dir(self) -> &'static str {
         match self {
             Kind::Placement => "placement",
             Kind::Migration => "migration",
@@ -48,12 +50,15 @@ impl Kind {
     }
 }
 
-/// A strategy as named by the user: built into the core, or a script file.
+/// A strategy as named by the user: built into the core, a script file, or a reference script
+/// built into the binary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PolicyRef {
     /// `hbm` / `ext` (placement), `none` (migration).
     Native(String),
     Script(PathBuf),
+    /// A script of `policies/` embedded at build time, used when no such file is on disk.
+    Builtin(&'static builtin::Builtin),
 }
 
 impl PolicyRef {
@@ -65,12 +70,23 @@ impl PolicyRef {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| p.display().to_string()),
+            PolicyRef::Builtin(b) => b.name.to_string(),
         }
+    }
+
+    /// The script's text, read now (a file) or embedded; `None` for a native strategy.
+    pub fn source(&self) -> Result<Option<String>> {
+        Ok(match self {
+            PolicyRef::Native(_) => None,
+            PolicyRef::Script(p) => Some(crate::input::read_text(p, "script")?),
+            PolicyRef::Builtin(b) => Some(b.source.to_string()),
+        })
     }
 }
 
-/// Resolves `spec`: a native name, a path (relative to `base`, else the working directory), or
-/// a bare name of a script under `policies/<kind>/`.
+/// Resolves `spec`: a native name, a path (relative to `base`, else the working directory), a
+/// bare name of a script under `./policies/<kind>/` or `./policies/baselines/<kind>/`, else the
+/// reference script of that name built into the binary.
 pub fn resolve(spec: &str, kind: Kind, base: Option<&Path>) -> Result<PolicyRef> {
     let native = match kind {
         Kind::Placement => ["hbm", "ext"].as_slice(),
@@ -100,6 +116,9 @@ pub fn resolve(spec: &str, kind: Kind, base: Option<&Path>) -> Result<PolicyRef>
             }
             tried.push(c);
         }
+        if let Some(b) = builtin::find(kind, spec) {
+            return Ok(PolicyRef::Builtin(b));
+        }
     }
     let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     bail!(
@@ -110,9 +129,16 @@ pub fn resolve(spec: &str, kind: Kind, base: Option<&Path>) -> Result<PolicyRef>
     )
 }
 
-/// Scripts named by `spec` for a comparison: a folder gives every `*.rhai` in it (sorted).
+/// Scripts named by `spec` for a comparison: a folder gives every `*.rhai` in it (sorted); a
+/// `policies/<kind>` or `policies/baselines/<kind>` folder that is not on disk gives the built-in
+/// scripts of that folder.
 pub fn expand(spec: &str, kind: Kind) -> Result<Vec<PolicyRef>> {
     let p = Path::new(spec);
+    if !p.exists() {
+        if let Some(found) = builtin::folder(spec, kind) {
+            return Ok(found.into_iter().map(PolicyRef::Builtin).collect());
+        }
+    }
     if p.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(p)
             .with_context(|| format!("cannot list {}", p.display()))?
@@ -138,8 +164,9 @@ pub fn baseline_pairs(dir: &Path) -> Result<Vec<(PolicyRef, PolicyRef)>> {
     let found = |kind: Kind| {
         expand(&dir.join(kind.dir()).display().to_string(), kind).with_context(|| {
             format!(
-                "the baselines are looked up under {}: run from the project folder",
-                dir.display()
+                "the baselines are the scripts under {}/{}",
+                dir.display(),
+                kind.dir()
             )
         })
     };
@@ -169,7 +196,7 @@ pub fn expand_all(given: &[String], defaults: &[&str], kind: Kind) -> Result<Vec
     for s in &specs {
         out.extend(expand(s, kind).with_context(|| {
             if given.is_empty() {
-                format!("the default {flag} {s} is looked up under policies/: run from the project folder or give {flag}")
+                format!("the default {flag} {s}")
             } else {
                 format!("{flag} {s}")
             }
@@ -270,12 +297,12 @@ pub fn build_limited(
     let placement = match placement {
         PolicyRef::Native(n) if n == "hbm" => Placement::Native(Tier::Hbm),
         PolicyRef::Native(_) => Placement::Native(Tier::Ext),
-        PolicyRef::Script(p) => {
-            let s = Script::load(&engine, p)?;
+        script => {
+            let s = load_script(&engine, script)?;
             if !s.has(host::Hook::Place) {
                 bail!(
                     "{}: a placement script must define fn place(ctx)",
-                    p.display()
+                    s.path.display()
                 );
             }
             Placement::Script(Box::new(s))
@@ -283,12 +310,12 @@ pub fn build_limited(
     };
     let migration = match migration {
         PolicyRef::Native(_) => None,
-        PolicyRef::Script(p) => {
-            let s = Script::load(&engine, p)?;
+        script => {
+            let s = load_script(&engine, script)?;
             if s.has(host::Hook::Initial) {
                 bail!(
                     "{}: fn initial(ctx) is a placement hook (the initial split belongs to the placement): move it to the placement script",
-                    p.display()
+                    s.path.display()
                 );
             }
             Some(s)
@@ -302,6 +329,15 @@ pub fn build_limited(
         params,
         name,
     )))
+}
+
+/// Compiles a script strategy (a file, or a built-in script under its `<built-in>/...` name).
+fn load_script(engine: &rhai::Engine, r: &PolicyRef) -> Result<Script> {
+    match r {
+        PolicyRef::Script(p) => Script::load(engine, p),
+        PolicyRef::Builtin(b) => Script::compile(engine, Path::new(&b.shown()), b.source.into()),
+        PolicyRef::Native(n) => bail!("{n} is a native strategy, not a script"),
+    }
 }
 
 /// Compiles `path` and runs it on `scenario` (normally scenarios/tiny.toml) as a placement
