@@ -71,7 +71,9 @@ pub const VERBS: &[Verb] = &[
     v!(STATE, "block_tokens", "ctx.block_tokens", "Positions per KV block (memory.block_tokens; 1 = per-token residency). All present entries of a block are in one tier, moves take whole blocks, and a block on HBM takes block_tokens x entry_bytes of the budget.",
        "let bt = ctx.block_tokens;\nlet block_bytes = bt * ctx.entry_bytes;"),
     v!(STATE, "hbm_used", "ctx.hbm_used", "HBM KV bytes in use, including the budget reserved by queued promotions (async migration).",
-       "let share = ctx.hbm_used / ctx.hbm_budget;\nlet nearly_full = ctx.hbm_used * 100 >= ctx.hbm_budget * 99;"),
+       "let share = ctx.hbm_used.to_float() / ctx.hbm_budget;\nlet nearly_full = ctx.hbm_used * 100 >= ctx.hbm_budget * 99;"),
+    v!(STATE, "hbm_share", "ctx.hbm_share", "hbm_used / hbm_budget as a float (0.0 when the budget is 0). Rhai divides ints as ints (ctx.hbm_used / ctx.hbm_budget is 0 until HBM is full): use this, or .to_float() on one side.",
+       "let share = ctx.hbm_share;\nlet nearly_full = share >= 0.99;"),
     v!(STATE, "hbm_budget", "ctx.hbm_budget", "HBM KV budget in bytes.",
        "let full = ctx.hbm_used >= ctx.hbm_budget;\nlet half = ctx.hbm_budget / 2;"),
     v!(STATE, "hbm_free", "ctx.hbm_free", "hbm_budget - hbm_used: reservations of queued promotions count as used.",
@@ -91,14 +93,14 @@ pub const VERBS: &[Verb] = &[
     v!(STATE, "migration", "ctx.migration", "\"sync\" (moves are charged where they are asked for) or \"async\" (moves queue on a copy engine that works during the following sublayers), from memory.migration.",
        "let background = ctx.migration == \"async\";\nlet busy = background && ctx.copy_queue_bytes > 0;"),
     v!(STATE, "copy_queue_bytes", "ctx.copy_queue_bytes", "Bytes on the copy queue not yet copied (queued and unfinished; always 0 in sync mode).",
-       "let idle = ctx.copy_queue_bytes == 0;\nlet backlog_gb = ctx.copy_queue_bytes / 1000000000;"),
+       "let idle = ctx.copy_queue_bytes == 0;\nlet backlog_gb = ctx.copy_queue_bytes / 1e9;"),
     v!(STATE, "ext_bw", "ctx.ext_bw", "The effective EXT bandwidth of the alpha target: min(LINK read, EXTI) in fetch mode, EXTI in near_data mode.",
        "let t = ctx.hbm_bw / (ctx.hbm_bw + ctx.ext_bw);\nlet same = t == ctx.alpha_target;"),
     v!(STATE, "alpha_target", "ctx.alpha_target", "BW_hbm / (BW_hbm + BW_ext_effective): the alpha that balances the two memories.",
        "let t = ctx.alpha_target;\nlet low = t - 0.05;"),
     v!(STATE, "lookahead", "ctx.lookahead", "How many future steps the oracle verbs may see (the scenario's policy.lookahead).",
        "let k = min(16, ctx.lookahead);\nlet future = ctx.skipped_any(ctx.layer, k);"),
-    v!(STATE, "history_steps", "ctx.history_steps", "How many past steps the past verbs may see.",
+    v!(STATE, "history_steps", "ctx.history_steps", "How many past steps the past verbs may see: 64, the decode steps the trace window keeps behind the current one. Only decode steps are in the trace, so at the first decode step (ctx.steps_done = 0) there is no past step: the past verbs answer as if nothing had been read or skipped yet (past_skipped gives the empty set, layer_skips 0, skip_share 0.0); until 64 steps are done they see the steps done so far.",
        "let w = min(16, ctx.history_steps);\nlet stale = ctx.past_skipped(ctx.layer, w, w);"),
     v!(STATE, "steps_done", "ctx.steps_done", "Decode steps completed before this one.",
        "let warm = ctx.steps_done >= 16;\nlet first = ctx.steps_done == 0;"),
@@ -116,7 +118,7 @@ pub const VERBS: &[Verb] = &[
     v!(RES, "present", "ctx.present(layer)", "Entries that exist at the layer (prefill positions, and decode positions whose layer ran).",
        "let all = ctx.present(ctx.layer);\nlet recent = all.last(64);"),
     v!(RES, "hbm_count", "ctx.hbm_count(layer)", "Number of entries of the layer on HBM (no set built). Also ctx.present_count(layer).",
-       "let share = ctx.hbm_count(ctx.layer) / ctx.present_count(ctx.layer);\nlet none = ctx.hbm_count(0) == 0;"),
+       "let share = ctx.hbm_count(ctx.layer).to_float() / ctx.present_count(ctx.layer);\nlet none = ctx.hbm_count(0) == 0;"),
     v!(RES, "block_cover", "ctx.block_cover(set)", "Every position of the KV blocks the set touches (what a move of the set would take, before intersecting with the tier's entries). The set itself when block_tokens is 1.",
        "let moving = ctx.block_cover(ctx.read_at(ctx.layer, 1)) & ctx.ext_set(ctx.layer);\nlet bytes = moving.bytes;"),
     v!(RES, "queued", "ctx.queued(layer)", "Entries of the layer with a move on the copy queue (async migration; always empty in sync). They stay in their source tier's set until their copy completes, and later move verbs skip them.",
@@ -124,7 +126,7 @@ pub const VERBS: &[Verb] = &[
     v!(RES, "hbm_any_layer", "ctx.hbm_any_layer()", "Positions on HBM at any layer.",
        "let oldest16 = ctx.hbm_any_layer().first(16);\nctx.to_ext_all(oldest16);"),
     v!(RES, "tokens", "ctx.tokens(start, end)", "The set of positions start..end (half-open). ctx.empty() is the empty set.",
-       "let window = ctx.tokens(ctx.step - 16, ctx.step);\nlet none = ctx.empty();"),
+       "let window = ctx.tokens(max(0, ctx.step - 16), ctx.step);\nlet none = ctx.empty();"),
     v!(FUTURE, "skipped_at", "ctx.skipped_at(layer, k)", "Positions not read at step n+k by the layer (all positions before the step when the whole layer is skipped). k = 0 is the current step. Past policy.lookahead: an error; past the end of the run: empty.",
        "let now = ctx.skipped_at(ctx.layer, 0);\nctx.to_ext(now & ctx.hbm_set(ctx.layer), ctx.layer);"),
     v!(FUTURE, "read_at", "ctx.read_at(layer, k)", "Existing entries the layer reads at step n+k.",
@@ -148,7 +150,7 @@ pub const VERBS: &[Verb] = &[
     v!(PAST, "past_skipped_all", "ctx.past_skipped_all(layer, w)", "Positions not read at any of the last w steps (past_skipped with min w).",
        "let cold = ctx.past_skipped_all(ctx.layer, 16) & ctx.hbm_set(ctx.layer);\nctx.to_ext(cold, ctx.layer);"),
     v!(PAST, "layer_skips", "ctx.layer_skips(layer)", "Decode steps so far at which the whole layer was skipped.",
-       "let rate = ctx.layer_skips(ctx.layer) / max(1, ctx.steps_done);\nlet often = rate > 0.5;"),
+       "let rate = ctx.layer_skips(ctx.layer).to_float() / max(1, ctx.steps_done);\nlet often = rate > 0.5;"),
     v!(PAST, "skip_share", "ctx.skip_share(layer)", "Share of the layer's possible KV reads so far that did not happen (whole-layer skips and token skips); 0 before the first step.",
        "let s = ctx.skip_share(ctx.layer);\nlet unimportant = s > ctx.mean_skip_share();"),
     v!(PAST, "mean_skip_share", "ctx.mean_skip_share()", "skip_share averaged over the layers.",
@@ -172,7 +174,7 @@ pub const VERBS: &[Verb] = &[
     v!(MOVES, "to_ext", "ctx.to_ext(set, layer) / ctx.to_ext(set, layer, cap_bytes)", "Moves the set's HBM entries at the layer to EXT, oldest first, at most cap_bytes. Returns the bytes moved. In async mode (exclusive hierarchy) it queues one copy job and returns the bytes it queued; the budget is freed as each entry's copy completes. Inclusive drops are always immediate.",
        "let cold = ctx.skipped_at(ctx.layer, 0) & ctx.hbm_set(ctx.layer);\nlet moved = ctx.to_ext(cold, ctx.layer);"),
     v!(MOVES, "to_hbm_all", "ctx.to_hbm_all(set) / ctx.to_hbm_all(set, cap_bytes)", "to_hbm at every layer, layer 0 first, the cap shared by all layers.",
-       "let recent = ctx.tokens(ctx.step - 16, ctx.step);\nctx.to_hbm_all(recent, ctx.hbm_free);"),
+       "let recent = ctx.tokens(max(0, ctx.step - 16), ctx.step);\nlet moved = ctx.to_hbm_all(recent, ctx.hbm_free);"),
     v!(MOVES, "to_ext_all", "ctx.to_ext_all(set) / ctx.to_ext_all(set, cap_bytes)", "to_ext at every layer, the cap shared by all layers.",
        "let oldest = ctx.hbm_any_layer().first(16);\nlet moved = ctx.to_ext_all(oldest);"),
     v!(SETS, "and", "a & b, a.and(b)", "Positions in both.",
@@ -197,9 +199,202 @@ pub const VERBS: &[Verb] = &[
        "let prompt = ctx.hbm_set(0).between(0, ctx.prefill);\nlet n = prompt.count;"),
     v!(SETS, "oldest", "set.oldest() / set.newest()", "Lowest / highest position, -1 when empty.",
        "let o = ctx.hbm_any_layer().oldest();\nlet age = ctx.step - o;"),
-    v!(SETS, "ranges", "set.ranges()", "The set as an array of [start, end] runs (for printing; at most 10,000 runs).",
+    v!(SETS, "ranges", "set.ranges()", "The set as an array of [start, end] runs (at most 10,000 runs). print(set) shows a set as its runs, {0..4, 6} (half-open, single positions alone, the first 20 runs).",
        "let r = ctx.skipped_at(ctx.layer, 0).ranges();\nprint(r);"),
 ];
+
+/// What each example prints on scenarios/tiny.toml under the harness of tests/doc_examples.rs
+/// (the top of docs/policy-api.md says how): `name = value` for each variable it defines, then
+/// the run's decode time. The test fails when an entry is wrong or missing.
+pub const EXAMPLE_PRINTS: &[(&str, &str)] = &[
+    ("place", "decode_time_s = 79.0"),
+    ("initial", "decode_time_s = 84.0"),
+    ("on_step", "decode_time_s = 234.0"),
+    ("on_layer", "decode_time_s = 71.0"),
+    ("step", "n = 4; oldest_decode = 4; decode_time_s = 71.0"),
+    ("decode_index", "decode_time_s = 71.0"),
+    ("layer", "l = 1; first_half = false; decode_time_s = 71.0"),
+    ("layers", "decode_time_s = 71.0"),
+    ("prefill", "prompt = {0..4}; n = 4; decode_time_s = 71.0"),
+    (
+        "decode",
+        "last_step = 6; done = false; decode_time_s = 71.0",
+    ),
+    (
+        "entry_bytes",
+        "token_bytes = 200; fits = true; decode_time_s = 71.0",
+    ),
+    (
+        "block_tokens",
+        "bt = 1; block_bytes = 100; decode_time_s = 71.0",
+    ),
+    (
+        "hbm_used",
+        "share = 0.8181818181818182; nearly_full = false; decode_time_s = 71.0",
+    ),
+    (
+        "hbm_share",
+        "share = 0.8181818181818182; nearly_full = false; decode_time_s = 71.0",
+    ),
+    (
+        "hbm_budget",
+        "full = false; half = 550; decode_time_s = 71.0",
+    ),
+    (
+        "hbm_free",
+        "room_entries = 2; no_room = false; decode_time_s = 71.0",
+    ),
+    ("hbm_bw", "ratio = 5.0; fast = false; decode_time_s = 71.0"),
+    (
+        "link_bw",
+        "link = 20.0; slow_link = true; decode_time_s = 71.0",
+    ),
+    (
+        "exti_bw",
+        "inside = 40.0; near = true; decode_time_s = 71.0",
+    ),
+    (
+        "link_read_bandwidth",
+        "r = 20.0; asym = false; decode_time_s = 71.0",
+    ),
+    (
+        "link_write_bandwidth",
+        "w = 20.0; slow_writes = false; decode_time_s = 71.0",
+    ),
+    (
+        "gpu_flops",
+        "modelled = false; tflops = 0.0; decode_time_s = 71.0",
+    ),
+    (
+        "migration",
+        "background = false; busy = false; decode_time_s = 71.0",
+    ),
+    (
+        "copy_queue_bytes",
+        "idle = true; backlog_gb = 0.0; decode_time_s = 71.0",
+    ),
+    (
+        "ext_bw",
+        "t = 0.8333333333333334; same = true; decode_time_s = 71.0",
+    ),
+    (
+        "alpha_target",
+        "t = 0.8333333333333334; low = 0.7833333333333333; decode_time_s = 71.0",
+    ),
+    ("lookahead", "k = 16; future = {}; decode_time_s = 71.0"),
+    ("history_steps", "w = 16; stale = {}; decode_time_s = 71.0"),
+    (
+        "steps_done",
+        "warm = false; first = true; decode_time_s = 71.0",
+    ),
+    (
+        "attn_weight_bytes",
+        "w = 200; kv_heavier = true; decode_time_s = 71.0",
+    ),
+    ("param", "b = 16; t = 1.0; decode_time_s = 71.0"),
+    (
+        "attn_weight_hbm",
+        "wa_hbm = 200; wa_ext = 0; decode_time_s = 71.0",
+    ),
+    ("hbm_set", "on_hbm = {0..4}; n = 4; decode_time_s = 71.0"),
+    ("ext_set", "on_ext = {}; gb = 0.0; decode_time_s = 71.0"),
+    (
+        "present",
+        "all = {0..4}; recent = {0..4}; decode_time_s = 71.0",
+    ),
+    (
+        "hbm_count",
+        "share = 1.0; none = false; decode_time_s = 71.0",
+    ),
+    (
+        "block_cover",
+        "moving = {}; bytes = 0; decode_time_s = 71.0",
+    ),
+    ("queued", "in_flight = {}; decode_time_s = 71.0"),
+    ("hbm_any_layer", "oldest16 = {0..5}; decode_time_s = 186.0"),
+    ("tokens", "window = {0..4}; none = {}; decode_time_s = 71.0"),
+    ("skipped_at", "now = {}; decode_time_s = 71.0"),
+    ("read_at", "next = {0..4}; decode_time_s = 71.0"),
+    (
+        "skipped_any",
+        "soon = {}; risky = false; decode_time_s = 71.0",
+    ),
+    ("skipped_all", "cold = {}; decode_time_s = 71.0"),
+    ("read_any", "hot = {}; decode_time_s = 71.0"),
+    ("read_all", "always = {0..4}; n = 4; decode_time_s = 71.0"),
+    ("will_skip", "decode_time_s = 71.0"),
+    (
+        "layer_skips_ahead",
+        "idle = 0; busy = true; decode_time_s = 71.0",
+    ),
+    ("past_skipped", "cold = {}; decode_time_s = 71.0"),
+    ("past_skipped_any", "some = {}; n = 0; decode_time_s = 71.0"),
+    ("past_skipped_all", "cold = {}; decode_time_s = 71.0"),
+    (
+        "layer_skips",
+        "rate = 0.0; often = false; decode_time_s = 71.0",
+    ),
+    (
+        "skip_share",
+        "s = 0.0; unimportant = false; decode_time_s = 71.0",
+    ),
+    (
+        "mean_skip_share",
+        "m = 0.0; above = false; decode_time_s = 71.0",
+    ),
+    ("least_frequent", "victims = {0..4}; decode_time_s = 128.0"),
+    (
+        "most_frequent",
+        "heavy = {0..4}; cold = {}; decode_time_s = 71.0",
+    ),
+    ("least_recent", "victims = {0..4}; decode_time_s = 128.0"),
+    (
+        "farthest_next_read",
+        "victims = {0..4}; decode_time_s = 128.0",
+    ),
+    (
+        "flexgen_kv_share",
+        "c = 0.6857142857142857; on_hbm = 2; decode_time_s = 71.0",
+    ),
+    (
+        "predicted_alpha",
+        "a = 1.0; low = false; decode_time_s = 71.0",
+    ),
+    (
+        "predicted_reads",
+        "r = #{\"ext\": 0, \"hbm\": 600}; need = -100; decode_time_s = 71.0",
+    ),
+    ("to_hbm", "want = {}; moved = 0; decode_time_s = 71.0"),
+    ("to_ext", "cold = {}; moved = 0; decode_time_s = 71.0"),
+    (
+        "to_hbm_all",
+        "recent = {0..4}; moved = 0; decode_time_s = 71.0",
+    ),
+    (
+        "to_ext_all",
+        "oldest = {0..5}; moved = 900; decode_time_s = 186.0",
+    ),
+    ("and", "hot_ext = {}; same = {0..4}; decode_time_s = 71.0"),
+    ("or", "either = {}; n = 0; decode_time_s = 71.0"),
+    ("minus", "keep = {}; n = 0; decode_time_s = 71.0"),
+    ("count", "n = 5; empty = false; decode_time_s = 71.0"),
+    ("bytes", "b = 0; gb = 0.0; decode_time_s = 71.0"),
+    ("is_empty", "cold = {}; decode_time_s = 71.0"),
+    ("contains", "sink = true; me = false; decode_time_s = 71.0"),
+    ("first", "oldest = {0..5}; decode_time_s = 186.0"),
+    ("last", "newest = {0..4}; decode_time_s = 71.0"),
+    ("between", "prompt = {0..4}; n = 4; decode_time_s = 71.0"),
+    ("oldest", "o = 0; age = 4; decode_time_s = 71.0"),
+    ("ranges", "[]; r = []; decode_time_s = 71.0"),
+];
+
+/// The documented output of `name`'s example.
+pub fn example_prints(name: &str) -> Option<&'static str> {
+    EXAMPLE_PRINTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| *p)
+}
 
 /// Return type of a registered function, as written in the definition files.
 pub fn returns(name: &str) -> &'static str {
@@ -241,7 +436,15 @@ pub fn markdown() -> String {
          fine). Scripts are sandboxed: no files, network, processes or `eval`; each hook call is\n\
          limited in operations, call depth, and string/array/map sizes. An error stops the run with\n\
          `file:line:col`, the message and the source line.\n\n\
-         Positions, steps, layers and bytes are `int`; bandwidths, shares and alpha are `float`.\n",
+         Positions, steps, layers and bytes are `int`; bandwidths, shares and alpha are `float`.\n\
+         Rhai divides two ints as ints (`3 / 4` is 0): for a share, use a float property\n\
+         (`ctx.hbm_share`) or convert one side (`ctx.hbm_count(l).to_float() / ctx.present_count(l)`).\n\n\
+         Every example below runs in tests/doc_examples.rs on `scenarios/tiny.toml` (2 layers, 4\n\
+         prefill positions, 3 decode steps, HBM KV budget of 11 entries, no skips) with PreferHBM\n\
+         placement: an example of statements runs in `on_layer` at layer 1 of the first decode step\n\
+         (step 4), then prints each variable it defines; a hook runs as its own script. \"On tiny.toml\"\n\
+         after an example is what it prints there (`print(set)` shows a set as its runs, `{0..4}`),\n\
+         then the run's decode time (71 s with no migration).\n",
     );
     out += &format!(
         "\nLimits per hook call: {} operations (a native verb counts one more per 64 words of the \
@@ -272,6 +475,9 @@ pub fn markdown() -> String {
             "\n### `{}`\n\n{}\n\n```rhai\n{}\n```\n",
             v.usage, v.doc, v.example
         );
+        if let Some(p) = example_prints(v.name) {
+            out += &format!("\nOn tiny.toml: `{p}`\n");
+        }
     }
     out
 }

@@ -293,6 +293,14 @@ pub fn register(engine: &mut Engine) {
     get!("hbm_used", "int", |s| int(s.memory.hbm_used_bytes()));
     get!("hbm_budget", "int", |s| int(s.memory.budget_bytes()));
     get!("hbm_free", "int", |s| int(s.memory.hbm_free_bytes()));
+    get!("hbm_share", "float", |s| {
+        let budget = s.memory.budget_bytes();
+        if budget == 0 {
+            0.0
+        } else {
+            s.memory.hbm_used_bytes() as FLOAT / budget as FLOAT
+        }
+    });
     get!("hbm_bw", "float", |s| s.sizes.hbm_bw as FLOAT);
     get!("link_bw", "float", |s| s.sizes.link_read_bw as FLOAT);
     get!("link_read_bandwidth", "float", |s| s.sizes.link_read_bw

@@ -35,6 +35,9 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("&", |mut a: ScriptSet, b: ScriptSet| and(&mut a, b));
     engine.register_fn("|", |mut a: ScriptSet, b: ScriptSet| or(&mut a, b));
     engine.register_fn("-", |mut a: ScriptSet, b: ScriptSet| minus(&mut a, b));
+    // print(set) and `${set}`: the set's runs, `{0..4, 6}` (half-open, single positions alone).
+    engine.register_fn("to_string", |a: &mut ScriptSet| shown(a));
+    engine.register_fn("to_debug", |a: &mut ScriptSet| shown(a));
     reg!(engine, "count", ["set: TokenSet"], |a: &mut ScriptSet| int(
         a.set.count()
     ));
@@ -117,7 +120,26 @@ pub fn register(engine: &mut Engine) {
                 .collect())
         }
     );
-    engine.register_fn("to_string", |a: &mut ScriptSet| format!("{:?}", a.set));
-    engine.register_fn("to_debug", |a: &mut ScriptSet| format!("{:?}", a.set));
     engine.register_fn("to_string", |_: &mut Ctx| "ctx".to_string());
+}
+
+/// How `print` shows a set: `{0..4, 6}`, its first 20 runs and how many more.
+fn shown(a: &ScriptSet) -> String {
+    const MAX_RUNS: usize = 20;
+    let r = a.set.ranges();
+    let mut parts: Vec<String> = r
+        .iter()
+        .take(MAX_RUNS)
+        .map(|&(s, e)| {
+            if e == s + 1 {
+                s.to_string()
+            } else {
+                format!("{s}..{e}")
+            }
+        })
+        .collect();
+    if r.len() > MAX_RUNS {
+        parts.push(format!("... {} more runs", r.len() - MAX_RUNS));
+    }
+    format!("{{{}}}", parts.join(", "))
 }
