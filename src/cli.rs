@@ -10,7 +10,7 @@ use comfy_table::{presets, Table};
 use kvtier::compare::{Comparison, GroupBy, PairSeries};
 use kvtier::engine::Policy;
 use kvtier::policy::{self, Kind, PolicyRef};
-use kvtier::results::{render, Format};
+use kvtier::results::{render, Format, Summary};
 use kvtier::scenario::{ByteSize, MigrationMode, Scenario, ScenarioFile};
 use kvtier::series::StepSeries;
 use kvtier::trace::{self, stats, TraceFormat};
@@ -83,14 +83,28 @@ pub fn run(
     let (p, m) = load_pair(&scenario, placement, migration)?;
     let mut policy =
         policy::build_for(&scenario, &p, &m, policy::params(&scenario, params)?, None)?;
+    let show = |summary: &Summary| -> Result<()> {
+        let record = kvtier::records::RunRecord {
+            keys: Vec::new(),
+            scenario: &scenario.name,
+            placement: &p.label(),
+            migration: &m.label(),
+            outcome: Ok(summary),
+            x_best_static: None,
+        };
+        match kvtier::records::render(&[record], format) {
+            Some(text) => print!("{}", text?),
+            None => print!("{}", render(std::slice::from_ref(summary), format)?),
+        }
+        Ok(())
+    };
     let Some(dir) = plot else {
         let summary = simulate(&scenario, policy.as_mut(), csv)?;
-        print!("{}", render(&[summary], format)?);
-        return Ok(());
+        return show(&summary);
     };
     let mut series = StepSeries::new(&scenario);
     let summary = simulate_into(&scenario, policy.as_mut(), csv, &mut series)?;
-    print!("{}", render(std::slice::from_ref(&summary), format)?);
+    show(&summary)?;
     let c = Comparison::of_run(&scenario, p.label(), m.label(), summary);
     let pairs = [PairSeries {
         placement: p.label(),
@@ -704,7 +718,12 @@ fn run_sweep(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    emit(&kvtier::sweep_run::render(&result, format)?, out)?;
+    let text = if shard.is_some() {
+        kvtier::sweep_run::result_file(&result)?
+    } else {
+        kvtier::sweep_run::render(&result, format)?
+    };
+    emit(&text, out)?;
     write_sweep_plots(&result, plot)?;
     let failed = kvtier::sweep_run::failures(&result);
     if failed > 0 {

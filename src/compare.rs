@@ -308,78 +308,25 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
         })
         .collect();
     match format {
-        Format::Json => {
-            let c = Comparison { rows, ..c.clone() };
-            Ok(serde_json::to_string_pretty(&c)? + "\n")
-        }
-        Format::Csv => {
-            let mut out = String::new();
-            if let Some(n) = &c.idealized {
-                out += &format!("# {n}\n");
-            }
-            out += "placement,migration,decode_time_s,tokens_per_s,x_ideal,alpha_attn,alpha_mlp,moved_to_hbm_bytes,moved_to_ext_bytes,fallbacks,peak_hbm_kv_bytes,error,x_placement";
-            out += if c.best_static_s.is_some() {
-                ",x_best_static\n"
-            } else {
-                "\n"
-            };
-            let o = |a: Option<f64>| a.map(|a| a.to_string()).unwrap_or_default();
-            // The "x best static" cell of a time, with its comma; nothing without one.
-            let xb = |t: f64| {
-                c.best_static_s
-                    .map_or(String::new(), |b| format!(",{}", t / b))
-            };
-            if let (Some(b), Some(p)) = (c.ideal_bound_s, c.placement_bound_s) {
-                out += &format!(
-                    "ideal,,{b},{},1,,,,,,,,{}{}\n",
-                    c.tokens as f64 / b,
-                    b / p,
-                    xb(b)
-                );
-                out += &format!(
-                    "placement,,{p},{},{},,,,,,,,1{}\n",
-                    c.tokens as f64 / p,
-                    p / b,
-                    xb(p)
-                );
-                if let Some(s) = c.best_static_s {
-                    out += &format!(
-                        "best_static,,{s},{},{},,,,,,,,{},1\n",
-                        c.tokens as f64 / s,
-                        s / b,
-                        s / p
-                    );
-                }
-            }
-            for r in &rows {
-                match &r.outcome {
-                    Outcome::Summary(s) => {
-                        out += &format!(
-                            "{},{},{},{},{},{},{},{},{},{},{},,{}{}\n",
-                            r.placement,
-                            r.migration,
-                            s.decode_time_s,
-                            s.tokens_per_s,
-                            s.x_ideal,
-                            o(s.alpha_attn),
-                            o(s.alpha_mlp),
-                            s.moved_to_hbm_bytes,
-                            s.moved_to_ext_bytes,
-                            s.fallbacks,
-                            s.peak_hbm_kv_bytes,
-                            s.x_placement,
-                            xb(s.decode_time_s)
-                        )
-                    }
-                    Outcome::Error(e) => {
-                        let e = e.replace('"', "\"\"");
-                        let blank = if c.best_static_s.is_some() { "," } else { "" };
-                        out +=
-                            &format!("{},{},,,,,,,,,,\"{e}\",{blank}\n", r.placement, r.migration)
-                    }
-                }
-            }
-            Ok(out)
+        Format::Json | Format::Csv => {
+            let records: Vec<crate::records::RunRecord> = rows
+                .iter()
+                .map(|r| crate::records::RunRecord {
+                    keys: Vec::new(),
+                    scenario: &c.scenario,
+                    placement: &r.placement,
+                    migration: &r.migration,
+                    outcome: match &r.outcome {
+                        Outcome::Summary(s) => Ok(s.as_ref()),
+                        Outcome::Error(e) => Err(e.as_str()),
+                    },
+                    x_best_static: match (&r.outcome, c.best_static_s) {
+                        (Outcome::Summary(s), Some(b)) => Some(s.decode_time_s / b),
+                        _ => None,
+                    },
+                })
+                .collect();
+            crate::records::render(&records, format).expect("CSV or JSON")
         }
         Format::Table | Format::Markdown => {
             let preset = if format == Format::Markdown {

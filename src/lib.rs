@@ -7,6 +7,7 @@
 
 pub mod bounds;
 pub mod compare;
+pub mod digest;
 pub mod engine;
 pub mod input;
 pub mod memory;
@@ -14,6 +15,7 @@ pub mod optimize;
 pub mod output;
 pub mod plot;
 pub mod policy;
+pub mod records;
 pub mod report;
 pub mod results;
 pub mod rng;
@@ -83,14 +85,61 @@ pub fn simulate_into(
         Some(path) => {
             let mut totals = None;
             output::write_atomic(path, |w| {
-                let note = scenario.idealized_note();
-                let mut sink = CsvSink::new(w, note.as_deref())?;
+                let mut sink = CsvSink::new(w)?;
                 let mut tee = engine::Tee(&mut sink, extra);
                 totals = Some(engine::run(scenario, policy, &mut tee)?);
                 Ok(())
             })?;
-            totals.expect("set by a successful run")
+            let summary = Summary::new(
+                scenario,
+                policy.name(),
+                &totals.expect("set by a successful run"),
+            );
+            write_csv_meta(path, scenario, &summary)?;
+            return Ok(summary);
         }
     };
     Ok(Summary::new(scenario, policy.name(), &totals))
+}
+
+/// The metadata of a per-sublayer CSV, in `FILE.meta.json` beside it (SPEC 4: the idealized
+/// mark of a per-sublayer CSV goes there, so the CSV itself is only the header and the rows).
+#[derive(serde::Serialize)]
+struct CsvMeta<'a> {
+    kvtier: &'a str,
+    /// What the CSV's columns are.
+    columns: &'a str,
+    scenario: &'a str,
+    /// FNV-1a of the scenario as parsed (its every field, after any sweep's changes): two CSVs
+    /// with the same digest come from the same scenario (with the same kvtier version).
+    scenario_digest: String,
+    policy: &'a str,
+    idealized: Option<&'a str>,
+    idealized_over_gb: Option<f64>,
+    summary: &'a Summary,
+}
+
+/// Where the metadata of the per-sublayer CSV `csv` goes: `FILE.meta.json`.
+pub fn csv_meta_path(csv: &Path) -> std::path::PathBuf {
+    let mut name = csv.as_os_str().to_owned();
+    name.push(".meta.json");
+    name.into()
+}
+
+fn write_csv_meta(csv: &Path, scenario: &Scenario, summary: &Summary) -> Result<()> {
+    let meta = CsvMeta {
+        kvtier: env!("CARGO_PKG_VERSION"),
+        columns: "SPEC 9 and 9b: one row per (step, layer, sublayer) and per non-empty step phase",
+        scenario: &scenario.name,
+        scenario_digest: digest::of(format!("{:?}", scenario.file).as_bytes()),
+        policy: &summary.policy,
+        idealized: summary.idealized.as_deref(),
+        idealized_over_gb: summary.idealized_over_gb,
+        summary,
+    };
+    output::write_atomic(&csv_meta_path(csv), |w| {
+        serde_json::to_writer_pretty(&mut *w, &meta)?;
+        writeln!(w)?;
+        Ok(())
+    })
 }

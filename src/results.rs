@@ -17,17 +17,14 @@ use crate::scenario::{fmt_gb, Scenario, GB};
 /// The CSV header: SPEC 9's columns, then SPEC 9b's (always appended).
 pub const CSV_HEADER: &str = "step,layer,sublayer,hbm_read,ext_read,hbm_bytes,link_bytes,exti_bytes,to_hbm,to_ext,time_s,alpha,link_read,link_write,flops,copy_bytes";
 
-/// Streams records as SPEC 9 / 9b CSV rows. An idealized run gets a first line
-/// `# idealized (HBM over-subscribed by X GB)` before the header.
+/// Streams records as SPEC 9 / 9b CSV rows: the header, then the rows (the run's metadata,
+/// the idealized mark included, goes to `FILE.meta.json` beside it: [`crate::csv_meta_path`]).
 pub struct CsvSink<'a> {
     w: &'a mut dyn Write,
 }
 
 impl<'a> CsvSink<'a> {
-    pub fn new(w: &'a mut dyn Write, idealized: Option<&str>) -> Result<CsvSink<'a>> {
-        if let Some(note) = idealized {
-            writeln!(w, "# {note}")?;
-        }
+    pub fn new(w: &'a mut dyn Write) -> Result<CsvSink<'a>> {
         writeln!(w, "{CSV_HEADER}")?;
         Ok(CsvSink { w })
     }
@@ -99,6 +96,9 @@ pub struct Summary {
     pub compute_bound_rows: u64,
     /// `Some("idealized (HBM over-subscribed by X GB)")` when the budget over-subscribes HBM.
     pub idealized: Option<String>,
+    /// The same mark as a number: X, the GB by which the budget over-subscribes HBM.
+    #[serde(default)]
+    pub idealized_over_gb: Option<f64>,
 }
 
 impl Summary {
@@ -131,6 +131,7 @@ impl Summary {
             queued_at_end_bytes: t.queued_at_end_bytes,
             compute_bound_rows: t.compute_bound_rows,
             idealized: scenario.idealized_note(),
+            idealized_over_gb: s.oversubscribed_bytes.map(|b| b as f64 / GB),
         }
     }
 }

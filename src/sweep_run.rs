@@ -28,7 +28,8 @@ use crate::policy::{self, PolicyRef};
 use crate::results::Summary;
 use crate::sweep::{value_text, Point, Vary};
 pub use crate::sweep_view::{
-    charts, check_columns, column_names, failures, render, DEFAULT_COLUMNS, PLOT_METRICS,
+    charts, check_columns, column_names, failures, render, result_file, DEFAULT_COLUMNS,
+    PLOT_METRICS,
 };
 
 /// The format tag of result files.
@@ -149,7 +150,7 @@ impl SweepDef {
 
     /// Digest of the run list: every run's point values and pair, in order.
     pub fn run_list_digest(&self) -> String {
-        let mut h = Fnv::new();
+        let mut h = crate::digest::Fnv::new();
         for run in 0..self.runs() {
             h.add(self.describe_run(run).as_bytes());
             h.add(b"\n");
@@ -221,24 +222,6 @@ pub struct SweepResult {
     pub rows: Vec<SweepRow>,
 }
 
-/// FNV-1a, 64 bits: a digest that tells sweeps apart (not a cryptographic hash).
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    fn add(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fn hex(&self) -> String {
-        format!("fnv1a64:{:016x}", self.0)
-    }
-}
-
 /// The pseudo-pair that runs `kvtier optimize`'s search at each point (a study's
 /// `best_static = true`, `sweep --best-static`): its row is the best static schedule.
 pub fn search_pair() -> crate::compare::Pair {
@@ -294,7 +277,7 @@ impl Sweep {
             policy::params(&pt.scenario, &def.params)
                 .with_context(|| format!("point {}", pt.label()))?;
         }
-        let mut h = Fnv::new();
+        let mut h = crate::digest::Fnv::new();
         h.add(RESULT_FORMAT.as_bytes());
         let text = crate::input::read_limited(base, "scenario")?;
         h.add(&text);

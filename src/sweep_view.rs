@@ -190,24 +190,48 @@ fn common_note(rows: &[&SweepRow]) -> (Option<String>, bool) {
     }
 }
 
-fn csv_quote(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+/// The result file of a sweep or of one shard (JSON), what `kvtier merge` reads.
+pub fn result_file(r: &SweepResult) -> Result<String> {
+    Ok(serde_json::to_string_pretty(r)? + "\n")
 }
 
-/// Renders a sweep result (whole or merged) as a table, markdown, CSV or JSON (the result file
-/// itself).
+/// Renders a sweep result (whole or merged) as a table or markdown, or as tidy records (CSV,
+/// JSON: [`crate::records`], one per run, the varied keys first).
 pub fn render(r: &SweepResult, format: Format) -> Result<String> {
     let def = &r.definition;
-    if format == Format::Json {
-        return Ok(serde_json::to_string_pretty(r)? + "\n");
-    }
     let rows = ordered(r);
     let best = best_static_by_point(r);
     let keys = def.keys();
+    if matches!(format, Format::Csv | Format::Json) {
+        // x_best_static only where the best static schedule was asked for, as in `compare`.
+        let searched = def
+            .extra_pairs
+            .iter()
+            .any(|(p, _)| p == crate::optimize::SEARCH_LABEL);
+        let records: Vec<crate::records::RunRecord> = rows
+            .iter()
+            .map(|x| crate::records::RunRecord {
+                keys: keys.iter().map(String::as_str).zip(&x.values).collect(),
+                scenario: match &x.outcome {
+                    Outcome::Summary(s) => s.scenario.as_str(),
+                    Outcome::Error(_) => "",
+                },
+                placement: &x.placement,
+                migration: &x.migration,
+                outcome: match &x.outcome {
+                    Outcome::Summary(s) => Ok(s.as_ref()),
+                    Outcome::Error(e) => Err(e.as_str()),
+                },
+                x_best_static: match &x.outcome {
+                    Outcome::Summary(s) if searched => {
+                        best.get(&x.point).map(|b| s.decode_time_s / b)
+                    }
+                    _ => None,
+                },
+            })
+            .collect();
+        return crate::records::render(&records, format).expect("CSV or JSON");
+    }
     let cols: Vec<(&str, &str, Shown)> = def.columns.iter().map(|c| column(c)).collect();
     let (note, per_row_note) = common_note(&rows);
     let errors: Vec<String> = rows
@@ -219,52 +243,7 @@ pub fn render(r: &SweepResult, format: Format) -> Result<String> {
         .collect();
     let mut out = String::new();
     match format {
-        Format::Json => unreachable!("handled above"),
-        Format::Csv => {
-            if let Some(n) = &note {
-                out += &format!("# {n}\n");
-            }
-            let mut head: Vec<String> = keys.clone();
-            head.extend(["placement".into(), "migration".into()]);
-            head.extend(cols.iter().map(|c| c.0.to_string()));
-            if per_row_note {
-                head.push("idealized".into());
-            }
-            head.push("error".into());
-            out += &head.join(",");
-            out.push('\n');
-            for x in &rows {
-                let mut v: Vec<String> =
-                    x.values.iter().map(|v| csv_quote(&value_text(v))).collect();
-                v.push(csv_quote(&x.placement));
-                v.push(csv_quote(&x.migration));
-                match &x.outcome {
-                    Outcome::Summary(s) => {
-                        for c in &cols {
-                            let f = row_field(x, s, c.0, &best);
-                            v.push(if f.is_null() {
-                                String::new()
-                            } else {
-                                f.to_string()
-                            });
-                        }
-                        if per_row_note {
-                            v.push(csv_quote(s.idealized.as_deref().unwrap_or("")));
-                        }
-                        v.push(String::new());
-                    }
-                    Outcome::Error(e) => {
-                        v.extend(std::iter::repeat_n(String::new(), cols.len()));
-                        if per_row_note {
-                            v.push(String::new());
-                        }
-                        v.push(csv_quote(e));
-                    }
-                }
-                out += &v.join(",");
-                out.push('\n');
-            }
-        }
+        Format::Json | Format::Csv => unreachable!("handled above"),
         Format::Table | Format::Markdown => {
             match &def.title {
                 Some(title) => out += &format!("study: {title}   base: {}", def.base),

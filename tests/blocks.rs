@@ -369,7 +369,7 @@ fn run_random(sc: &Scenario, seed: u64, force_blocks: bool) -> (Vec<u8>, Option<
     engine::run_with_trace(sc, Box::new(trace(sc, seed)), &mut p, &mut recs).unwrap();
     let mut out = Vec::new();
     {
-        let mut sink = CsvSink::new(&mut out, None).unwrap();
+        let mut sink = CsvSink::new(&mut out).unwrap();
         for r in &recs {
             kvtier::engine::RecordSink::record(&mut sink, r).unwrap();
         }

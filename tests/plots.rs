@@ -565,8 +565,8 @@ fn sweep_plot_draws_the_metric_against_each_key_with_the_runs_numbers() {
             std::fs::read_to_string(plot.join(format!("sweep-decode_time_s-{key}.csv"))).unwrap();
         // One sidecar row per run, each with that run's decode time.
         assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
-        for row in r["rows"].as_array().unwrap() {
-            let t = row["summary"]["decode_time_s"].as_f64().unwrap();
+        for row in r.as_array().unwrap() {
+            let t = row["decode_time_s"].as_f64().unwrap();
             assert!(
                 csv.lines().any(|l| l.ends_with(&format!(",{t}"))),
                 "{t} missing from {csv}"

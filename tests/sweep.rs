@@ -71,17 +71,17 @@ fn write_shards(dir: &Path, n: usize, extra: &[&str]) -> Vec<PathBuf> {
 #[test]
 fn sweep_rows_equal_separate_runs_of_the_same_points() {
     let json = stdout(kvtier().args(sweep_args()).args(["--format", "json"]));
-    let result: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let rows = result["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 8);
+    let records: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 8);
     let dir = tempfile::tempdir().unwrap();
     let base: toml::Table =
         toml::from_str(&std::fs::read_to_string(repo().join("scenarios/tiny.toml")).unwrap())
             .unwrap();
-    for row in rows {
-        // Points in order: hierarchy slowest, then weights; pairs: none, then alpha.
-        let hierarchy = row["values"][0].as_str().unwrap();
-        let weights = row["values"][1].as_f64().unwrap();
+    for (i, rec) in records.iter().enumerate() {
+        // A record names its point by the varied keys' values.
+        let hierarchy = rec["memory.hierarchy"].as_str().unwrap();
+        let weights = rec["initial.weights_on_hbm"].as_f64().unwrap();
         let mut t = base.clone();
         t.insert(
             "memory".into(),
@@ -97,9 +97,9 @@ fn sweep_rows_equal_separate_runs_of_the_same_points() {
                 toml::Value::from(weights),
             )])),
         );
-        let file = dir.path().join(format!("p{}.toml", row["point"]));
+        let file = dir.path().join(format!("p{i}.toml"));
         std::fs::write(&file, toml::to_string(&t).unwrap()).unwrap();
-        let migration = match row["migration"].as_str().unwrap() {
+        let migration = match rec["migration"].as_str().unwrap() {
             "none" => "none",
             _ => MIGRATION,
         };
@@ -111,11 +111,15 @@ fn sweep_rows_equal_separate_runs_of_the_same_points() {
                 .args(["--format", "json"]),
         );
         let single: serde_json::Value = serde_json::from_str(&single).unwrap();
-        assert_eq!(
-            single[0], row["summary"],
-            "point {} with migration {migration}",
-            row["point"]
-        );
+        // The same record, field for field, but for the varied keys the run does not have.
+        let single = single[0].as_object().unwrap();
+        for (k, v) in single {
+            assert_eq!(
+                &rec[k], v,
+                "record {i} ({hierarchy}, {weights}, {migration}): {k}"
+            );
+        }
+        assert_eq!(rec.as_object().unwrap().len(), single.len() + 2);
     }
 }
 
@@ -286,11 +290,22 @@ fn a_study_runs_like_the_same_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_study(dir.path(), "columns = [\"decode_time_s\", \"x_ideal\"]");
     let out = stdout(kvtier().arg("study").arg(&f).args(["--format", "csv"]));
-    assert_eq!(
-        out.lines().next().unwrap(),
-        "workload.decode,placement,migration,decode_time_s,x_ideal,error"
+    assert!(
+        out.starts_with("workload.decode,scenario,placement,migration,status,decode_time_s,"),
+        "{out}"
     );
     assert_eq!(out.lines().count(), 3, "{out}");
+    // The same records as the sweep it writes down.
+    let tiny = repo().join("scenarios/tiny.toml");
+    let sweep = stdout(
+        kvtier()
+            .arg("sweep")
+            .arg(&tiny)
+            .args(["--vary", "workload.decode=2,3", "--placement"])
+            .arg(repo().join(PLACEMENT))
+            .args(["--migration", "none", "--format", "csv"]),
+    );
+    assert_eq!(out, sweep);
 }
 
 #[test]
@@ -317,7 +332,10 @@ fn a_table_per_point_heads_each_point_and_drops_the_key_columns() {
     assert!(!md.contains("| workload.decode"), "{md}");
     // CSV stays one flat table with the key column.
     let csv = stdout(kvtier().arg("study").arg(&f).args(["--format", "csv"]));
-    assert!(csv.starts_with("workload.decode,placement,"), "{csv}");
+    assert!(
+        csv.starts_with("workload.decode,scenario,placement,"),
+        "{csv}"
+    );
     assert_eq!(csv.lines().count(), 3, "{csv}");
 }
 
@@ -434,30 +452,44 @@ fn a_sweep_over_scenarios_and_the_best_static_column() {
         "--format",
         "csv",
     ]));
+    let header: Vec<&str> = out.lines().next().unwrap().split(',').collect();
+    // The varied scenario file is `scenario_file`: `scenario` is the scenario's name.
+    assert_eq!(
+        header[..6],
+        [
+            "scenario_file",
+            "memory.migration",
+            "scenario",
+            "placement",
+            "migration",
+            "status"
+        ]
+    );
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
     let rows: Vec<Vec<&str>> = out
         .lines()
         .skip(1)
         .map(|l| l.split(',').collect())
         .collect();
-    assert_eq!(
-        out.lines().next().unwrap(),
-        "scenario,memory.migration,placement,migration,decode_time_s,x_best_static,error"
-    );
     assert_eq!(rows.len(), 8, "{out}");
+    let (time, x) = (col("decode_time_s"), col("x_best_static"));
     // tiny: PreferHBM 71 s, best static 69 s (cli_policy.rs); each point's rows are divided by
     // its own best static time.
     let prefer = &rows[0];
-    assert_eq!(&prefer[..4], ["a.toml", "sync", "prefer_hbm", "none"]);
+    assert_eq!(
+        [prefer[0], prefer[1], prefer[3], prefer[4]],
+        ["a.toml", "sync", "prefer_hbm", "none"]
+    );
     let num = |s: &str| s.parse::<f64>().unwrap();
-    assert_eq!(num(prefer[4]), 71.0);
-    assert_eq!(num(prefer[5]), 71.0 / 69.0);
-    assert_eq!(&rows[1][2..4], ["best static", "(search)"]);
-    assert_eq!((num(rows[1][4]), num(rows[1][5])), (69.0, 1.0));
+    assert_eq!(num(prefer[time]), 71.0);
+    assert_eq!(num(prefer[x]), 71.0 / 69.0);
+    assert_eq!(&rows[1][3..5], ["best static", "(search)"]);
+    assert_eq!((num(rows[1][time]), num(rows[1][x])), (69.0, 1.0));
     // The slower link is another scenario: slower, and its own best static time.
-    let slow = num(rows[4][4]);
+    let slow = num(rows[4][time]);
     assert!(rows[4][0] == "b.toml" && slow > 71.0, "{out}");
-    let best_b = num(rows[5][4]);
-    assert_eq!(num(rows[4][5]), slow / best_b);
+    let best_b = num(rows[5][time]);
+    assert_eq!(num(rows[4][x]), slow / best_b);
     // A scenario value that is not a file name is refused before anything runs.
     let e = fails(kvtier().args(["sweep", "scenarios/tiny.toml", "--vary", "scenario=1,2"]));
     assert!(e.contains("a scenario is a file name"), "{e}");

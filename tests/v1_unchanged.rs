@@ -98,7 +98,16 @@ fn run_digest(label: &str, sc: &Scenario, placement: &str, migration: &str) -> S
     let mut pol = policy::build(&p, &m, params).unwrap();
     let s =
         kvtier::simulate(sc, pol.as_mut(), Some(&csv)).unwrap_or_else(|e| panic!("{label}: {e:#}"));
-    let text = std::fs::read_to_string(&csv).unwrap();
+    // Before issue 15 an idealized run's CSV began with `# <mark>`; the mark now lives in the
+    // CSV's metadata file. Put it back in front to compare with the digests taken before v2.
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(kvtier::csv_meta_path(&csv)).unwrap())
+            .unwrap();
+    let mut text = match meta["idealized"].as_str() {
+        Some(mark) => format!("# {mark}\n"),
+        None => String::new(),
+    };
+    text += &std::fs::read_to_string(&csv).unwrap();
     format!(
         "{label} csv={} summary={}",
         digest(v1_columns(&text).as_bytes()),

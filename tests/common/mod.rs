@@ -151,3 +151,14 @@ pub fn not_read(sim: &Sim, step: usize, layer: usize) -> kvtier::tokenset::Token
     }
     s
 }
+
+/// A test's outside dependency (a Python package, a browser) is missing: under CI (`CI` set)
+/// the test fails, since CI installs them; elsewhere it says SKIPPED on stderr and returns
+/// normally (README.md lists which tests need what).
+pub fn missing_dependency(test: &str, what: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {what} (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED {test}: {what}");
+}
