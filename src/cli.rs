@@ -73,7 +73,7 @@ pub fn run(
     migration: Option<&str>,
     params: &[String],
     csv: Option<&Path>,
-    format: Format,
+    (format, out): (Format, Option<&Path>),
     plot: Option<&Path>,
 ) -> Result<()> {
     let scenario = Scenario::load(path)?;
@@ -92,11 +92,11 @@ pub fn run(
             outcome: Ok(summary),
             x_best_static: None,
         };
-        match kvtier::records::render(&[record], format) {
-            Some(text) => print!("{}", text?),
-            None => print!("{}", render(std::slice::from_ref(summary), format)?),
-        }
-        Ok(())
+        let text = match kvtier::records::render(&[record], format) {
+            Some(text) => text?,
+            None => render(std::slice::from_ref(summary), format)?,
+        };
+        emit(&text, out)
     };
     let Some(dir) = plot else {
         let summary = simulate(&scenario, policy.as_mut(), csv)?;
@@ -152,7 +152,7 @@ pub fn compare(
     which: PairArgs,
     best_static: bool,
     params: &[String],
-    format: Format,
+    (format, out): (Format, Option<&Path>),
     by: GroupBy,
     csv: Option<&Path>,
     plot: Option<&Path>,
@@ -162,17 +162,14 @@ pub fn compare(
         kvtier::plot::check_dir(dir)?;
     }
     let run = pairs_of(which)?;
-    let (mut c, pairs) = match plot {
-        Some(_) => kvtier::compare::compare_with_series(&scenario, &run, params, csv)?,
-        None => (
-            kvtier::compare::compare(&scenario, &run, params, csv)?,
-            Vec::new(),
-        ),
-    };
+    let bar = kvtier::output::Progress::new(run.len(), "pairs");
+    let (mut c, pairs) =
+        kvtier::compare::run_pairs(&scenario, &run, params, csv, plot.is_some(), &|| bar.tick())?;
+    bar.finish();
     if best_static {
         add_best_static(&scenario, &mut c)?;
     }
-    print!("{}", kvtier::compare::render(&c, format, by)?);
+    emit(&kvtier::compare::render(&c, format, by)?, out)?;
     if let Some(dir) = plot {
         if !pairs.is_empty() {
             write_plots(dir, &c, &pairs)?;
@@ -199,7 +196,10 @@ pub fn report(
 ) -> Result<()> {
     let scenario = Scenario::load(path)?;
     let run = pairs_of(which)?;
-    let (mut c, pairs) = kvtier::compare::compare_with_series(&scenario, &run, params, None)?;
+    let bar = kvtier::output::Progress::new(run.len(), "pairs");
+    let (mut c, pairs) =
+        kvtier::compare::run_pairs(&scenario, &run, params, None, true, &|| bar.tick())?;
+    bar.finish();
     if best_static {
         add_best_static(&scenario, &mut c)?;
     }
@@ -217,7 +217,7 @@ pub fn optimize(
     path: &Path,
     placements: &[String],
     params: &[String],
-    format: Format,
+    (format, out): (Format, Option<&Path>),
 ) -> Result<()> {
     let scenario = Scenario::load(path)?;
     let statics = policy::expand_all(
@@ -226,23 +226,18 @@ pub fn optimize(
         Kind::Placement,
     )?;
     let r = kvtier::optimize::optimize(&scenario, &statics, params)?;
-    match format {
-        Format::Json => print!("{}", kvtier::optimize::render_json(&r)?),
-        Format::Csv => print!(
-            "{}",
+    let text = match format {
+        Format::Json => kvtier::optimize::render_json(&r)?,
+        Format::Csv => kvtier::compare::render(&r.comparison, format, GroupBy::None)?,
+        Format::Table | Format::Markdown => format!(
+            "best static schedule of {}\n{}\n{}\n{}",
+            scenario.name,
+            kvtier::optimize::describe(&r.optimum),
+            kvtier::optimize::render_layers(&r.optimum, format),
             kvtier::compare::render(&r.comparison, format, GroupBy::None)?
         ),
-        Format::Table | Format::Markdown => {
-            println!("best static schedule of {}", scenario.name);
-            println!("{}", kvtier::optimize::describe(&r.optimum));
-            print!("{}", kvtier::optimize::render_layers(&r.optimum, format));
-            println!();
-            print!(
-                "{}",
-                kvtier::compare::render(&r.comparison, format, GroupBy::None)?
-            );
-        }
-    }
+    };
+    emit(&text, out)?;
     bail_on_failed_pairs(&r.comparison)
 }
 
@@ -681,7 +676,6 @@ fn run_sweep(
     out: Option<&Path>,
     plot: SweepPlot,
 ) -> Result<()> {
-    use std::io::IsTerminal;
     check_sweep_plot(plot)?;
     let shard = shard.map(kvtier::sweep_run::Shard::parse).transpose()?;
     if shard.is_some() && format.is_some_and(|f| f != Format::Json) {
@@ -692,32 +686,9 @@ fn run_sweep(
     } else {
         format.unwrap_or(Format::Table)
     };
-    let todo = sweep.run_list(shard).len();
-    let bar = if std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(todo as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} runs done, {msg} left, {elapsed} elapsed, ~{eta} to go",
-            )
-            .expect("a valid template"),
-        );
-        b.set_message(todo.to_string());
-        Some(b)
-    } else {
-        None
-    };
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let progress = || {
-        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if let Some(b) = &bar {
-            b.set_message(todo.saturating_sub(d).to_string());
-            b.inc(1);
-        }
-    };
-    let result = sweep.run(shard, csv, &progress)?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    let bar = kvtier::output::Progress::new(sweep.run_list(shard).len(), "runs");
+    let result = sweep.run(shard, csv, &|| bar.tick())?;
+    bar.finish();
     let text = if shard.is_some() {
         kvtier::sweep_run::result_file(&result)?
     } else {

@@ -106,7 +106,7 @@ pub fn compare(
     overrides: &[String],
     csv_dir: Option<&Path>,
 ) -> Result<Comparison> {
-    Ok(run_pairs(scenario, pairs, overrides, csv_dir, false)?.0)
+    Ok(run_pairs(scenario, pairs, overrides, csv_dir, false, &|| {})?.0)
 }
 
 /// One pair's per-step series, collected while it ran (for plots).
@@ -125,15 +125,18 @@ pub fn compare_with_series(
     overrides: &[String],
     csv_dir: Option<&Path>,
 ) -> Result<(Comparison, Vec<PairSeries>)> {
-    run_pairs(scenario, pairs, overrides, csv_dir, true)
+    run_pairs(scenario, pairs, overrides, csv_dir, true, &|| {})
 }
 
-fn run_pairs(
+/// [`compare`] (`collect` false) or [`compare_with_series`] (`collect` true), calling `done`
+/// as each pair finishes (from the worker threads: for a progress bar).
+pub fn run_pairs(
     scenario: &Scenario,
     pairs: &[Pair],
     overrides: &[String],
     csv_dir: Option<&Path>,
     collect: bool,
+    done: &(dyn Fn() + Sync),
 ) -> Result<(Comparison, Vec<PairSeries>)> {
     let params = policy::params(scenario, overrides)?;
     if let Some(d) = csv_dir {
@@ -163,6 +166,7 @@ fn run_pairs(
                 migration: m.label(),
                 outcome,
             };
+            done();
             (row, series)
         })
         .collect();

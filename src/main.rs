@@ -16,7 +16,8 @@ mod cli;
 #[command(
     name = "kvtier",
     version,
-    about = "Simulate KV-cache and weight placement across HBM and external memory during LLM decode"
+    about = "Simulate KV-cache and weight placement across HBM and external memory during LLM decode",
+    after_help = "Start here:\n  kvtier compare scenarios/seed-w100.toml        the seed's 5 x 7 strategies, ranked\n  kvtier policies                                the built-in strategies\n  kvtier run scenarios/tiny.toml --format json   one run, as a record\n\nEvery subcommand's --help ends with examples. Shell completions: `kvtier completions bash`;\nthe manual page: `kvtier man > kvtier.1`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,7 +27,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one scenario and print its summary.
+    #[command(
+        after_help = "Examples:\n  kvtier run scenarios/seed-w100.toml --placement split_token --migration alpha\n  kvtier run scenarios/tiny.toml --csv tiny.csv --format json -o tiny.json\n  kvtier run scenarios/seed-w100.toml --migration alpha --param lookahead=4 --plot plots/"
+    )]
     Run {
+        /// Scenario file (TOML; every field in docs/scenario.md).
         scenario: PathBuf,
         /// Placement: a native name (`hbm`, `ext`), a script file, or a script's name (looked up
         /// in ./policies/placement/, then among the built-in ones: `kvtier policies`); default:
@@ -41,39 +46,54 @@ enum Command {
         /// Script parameter, overriding the scenario's [policy.params] (repeatable).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
-        /// Write the per-sublayer results (SPEC 9 CSV) to this file.
-        #[arg(long)]
+        /// Write the per-sublayer results (SPEC 9 CSV) to this file, and its metadata to
+        /// FILE.meta.json.
+        #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+        /// Output format: a table, markdown, or a tidy record (CSV, JSON).
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Write the output to this file (atomically) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
         /// Write charts (SVG, PNG and a CSV of the numbers plotted) into this folder.
         #[arg(long, value_name = "DIR")]
         plot: Option<PathBuf>,
     },
     /// Scenario files.
+    #[command(after_help = "Example:\n  kvtier scenario show scenarios/seed-w100.toml")]
     Scenario {
         #[command(subcommand)]
         command: ScenarioCommand,
     },
     /// Hardware and model presets: list them with their key figures, or print one with its
     /// sources (`kvtier presets show gh200`).
+    #[command(after_help = "Examples:\n  kvtier presets\n  kvtier presets show llama-3.1-70b")]
     Presets {
         #[command(subcommand)]
         command: Option<PresetsCommand>,
     },
     /// The reference strategies built into kvtier: list them with what each does, or print one
     /// to copy and edit (`kvtier policies show alpha > my_alpha.rhai`).
+    #[command(after_help = "Examples:\n  kvtier policies\n  kvtier policies show lru")]
     Policies {
         #[command(subcommand)]
         command: Option<PoliciesCommand>,
     },
     /// Skip traces.
+    #[command(
+        after_help = "Examples:\n  kvtier trace gen scenarios/seed-w100.toml -o seed.kvtb\n  kvtier trace stats traces/essay-1k-mass90.kvtrace"
+    )]
     Trace {
         #[command(subcommand)]
         command: TraceCommand,
     },
     /// Time runs of a scenario (release builds) and print medians.
+    #[command(
+        after_help = "Examples:\n  kvtier bench scenarios/seed-w100.toml --repeat 9\n  kvtier bench scenarios/seed-w100.toml --placement prefer_hbm --migration alpha --modes sync,async"
+    )]
     Bench {
+        /// Scenario file (TOML; every field in docs/scenario.md).
         scenario: PathBuf,
         /// Runs per configuration.
         #[arg(long, default_value_t = 5)]
@@ -81,10 +101,13 @@ enum Command {
         /// Extra prefill lengths to run, to show how time grows with context.
         #[arg(long, value_delimiter = ',')]
         prefill: Vec<u64>,
+        /// Placement, as for `run` (default: the native `hbm`).
         #[arg(long)]
         placement: Option<String>,
+        /// Migration, as for `run` (default: `none`).
         #[arg(long)]
         migration: Option<String>,
+        /// Script parameter (repeatable).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
         /// Run each configuration in these migration modes (`sync`, `async`), interleaved run
@@ -93,7 +116,11 @@ enum Command {
         modes: Vec<kvtier::scenario::MigrationMode>,
     },
     /// Run every (placement, migration) pair of a scenario, in parallel, and rank them.
+    #[command(
+        after_help = "Examples:\n  kvtier compare scenarios/seed-w100.toml\n  kvtier compare scenarios/seed-w80.toml --by placement --format markdown\n  kvtier compare scenarios/seed-w100.toml --placement prefer_hbm --migration prior my/mine.rhai none\n  kvtier compare scenarios/seed-w100.toml --baselines --best-static --format csv -o seed.csv"
+    )]
     Compare {
+        /// Scenario file (TOML; every field in docs/scenario.md).
         scenario: PathBuf,
         #[command(flatten)]
         pairs: PairSpecs,
@@ -105,21 +132,29 @@ enum Command {
         /// against it ("x best static").
         #[arg(long)]
         best_static: bool,
+        /// Output format: a table, markdown, or tidy records (CSV, JSON: one per pair).
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Write the output to this file (atomically) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
         /// Group rows: `placement` gives one block per placement, as the seed's plots.
         #[arg(long, value_enum, default_value = "none")]
         by: GroupBy,
-        /// Write each pair's per-sublayer CSV into this folder.
-        #[arg(long)]
-        csv: Option<PathBuf>,
+        /// Write each pair's per-sublayer CSV (and its .meta.json) into this folder.
+        #[arg(long, value_name = "DIR")]
+        csv_dir: Option<PathBuf>,
         /// Write charts (SVG, PNG and a CSV of the numbers plotted) into this folder.
         #[arg(long, value_name = "DIR")]
         plot: Option<PathBuf>,
     },
     /// Run every pair of a scenario and write one self-contained HTML report: the scenario's
     /// derived sizes, the comparison table and the charts (inline SVG, nothing fetched).
+    #[command(
+        after_help = "Examples:\n  kvtier report scenarios/seed-w100.toml -o report.html\n  kvtier report scenarios/gh200-llama70b.toml --baselines --best-static -o gh200.html"
+    )]
     Report {
+        /// Scenario file (TOML; every field in docs/scenario.md).
         scenario: PathBuf,
         #[command(flatten)]
         pairs: PairSpecs,
@@ -130,11 +165,15 @@ enum Command {
         #[arg(long)]
         best_static: bool,
         /// The HTML file to write.
-        #[arg(short, long)]
+        #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
     /// Run a comparison, then re-run the pairs each saved file affects and print the table again.
+    #[command(
+        after_help = "Examples:\n  kvtier watch scenarios/seed-w100.toml --placement my/place.rhai --migration alpha\n  kvtier watch scenarios/tiny.toml --json-lines"
+    )]
     Watch {
+        /// Scenario file (TOML; every field in docs/scenario.md).
         scenario: PathBuf,
         #[command(flatten)]
         pairs: PairSpecs,
@@ -150,7 +189,11 @@ enum Command {
     },
     /// Run a scenario at every combination of varied fields, for each (placement, migration)
     /// pair, in parallel; one row per run, the varied values first (docs/studies.md).
+    #[command(
+        after_help = "Examples:\n  kvtier sweep scenarios/seed-w100.toml --vary initial.weights_on_hbm=0.5..1.0:0.1 --migration none alpha --plot plots/\n  kvtier sweep scenarios/seed-w100.toml --vary memory.migration=sync,async --vary scenario=seed-w100.toml,seed-w80.toml --format csv -o sweep.csv\n  kvtier sweep scenarios/seed-w100.toml --vary workload.batch=1,4,16 --shard 1/4 -o part1.json"
+    )]
     Sweep {
+        /// Scenario file (TOML; every field in docs/scenario.md).
         scenario: PathBuf,
         /// KEY=V1,V2,... or KEY=a..b:step (both ends included); KEY is a dotted scenario field
         /// (`memory.hierarchy`, `policy.params.lookahead`). `K1=..;K2=..` varies keys together.
@@ -163,6 +206,7 @@ enum Command {
         /// Migration scripts, names or folders (default: none and alpha).
         #[arg(long, num_args = 1..)]
         migration: Vec<String>,
+        /// Script parameter for every run (repeatable).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
         /// Also run the baselines of deployed systems at every point (policies/baselines).
@@ -179,47 +223,64 @@ enum Command {
         /// Sort rows by a column (`-column`: descending); default: run order.
         #[arg(long)]
         sort: Option<String>,
-        /// Output format (default: table; with --shard: the JSON result file).
+        /// Output format: a table, markdown, or tidy records (CSV, JSON: one per run); with
+        /// --shard: the JSON result file.
         #[arg(long, value_enum)]
         format: Option<Format>,
-        /// Write each run's per-sublayer CSV into this folder.
-        #[arg(long)]
-        csv: Option<PathBuf>,
+        /// Write each run's per-sublayer CSV (and its .meta.json) into this folder.
+        #[arg(long, value_name = "DIR")]
+        csv_dir: Option<PathBuf>,
         /// Run only slice I of N (1 <= I <= N) and write its result file for `kvtier merge`.
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
         /// Write the output to this file (atomically) instead of stdout.
-        #[arg(short, long)]
+        #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         #[command(flatten)]
         plot: SweepPlot,
     },
     /// Find the best static schedule of a scenario's trace: which KV entries of each layer stay
     /// on HBM for the whole run (no migration), beside every static placement run as it is.
+    #[command(
+        after_help = "Examples:\n  kvtier optimize scenarios/seed-w100.toml\n  kvtier optimize scenarios/gh200-llama70b.toml --format json -o best.json"
+    )]
     Optimize {
+        /// Scenario file (TOML; every field in docs/scenario.md).
         scenario: PathBuf,
         /// Static placements to run beside the search (default: policies/placement and
         /// policies/baselines/placement), each with migration `none`.
         #[arg(long, num_args = 1..)]
         placement: Vec<String>,
+        /// Script parameter for the static placements (repeatable).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
+        /// Output format: the per-layer schedule and the comparison as a table or markdown,
+        /// records of the static runs (CSV), or everything (JSON).
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Write the output to this file (atomically) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Run a study file (scenarios/studies/*.toml): a sweep written down.
+    #[command(
+        after_help = "Examples:\n  kvtier study scenarios/studies/seed-observations.toml\n  kvtier study scenarios/studies/baselines.toml --format markdown -o baselines.md\n  kvtier study scenarios/studies/prefill-kv.toml --shard 2/8 -o part2.json"
+    )]
     Study {
+        /// Study file (TOML; docs/studies.md).
         file: PathBuf,
-        /// Output format (default: table; with --shard: the JSON result file).
+        /// Output format: a table, markdown, or tidy records (CSV, JSON: one per run); with
+        /// --shard: the JSON result file.
         #[arg(long, value_enum)]
         format: Option<Format>,
-        /// Write each run's per-sublayer CSV into this folder.
-        #[arg(long)]
-        csv: Option<PathBuf>,
+        /// Write each run's per-sublayer CSV (and its .meta.json) into this folder.
+        #[arg(long, value_name = "DIR")]
+        csv_dir: Option<PathBuf>,
         /// Run only slice I of N (1 <= I <= N) and write its result file for `kvtier merge`.
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
-        #[arg(short, long)]
+        /// Write the output to this file (atomically) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Check the study and list its points without running anything.
         #[arg(long)]
@@ -228,31 +289,54 @@ enum Command {
         plot: SweepPlot,
     },
     /// Combine the result files of a sharded sweep or study and print the whole table.
+    #[command(after_help = "Example:\n  kvtier merge results/part-*.json --format csv -o all.csv")]
     Merge {
+        /// Result files written with --shard (all shards of one sweep or study).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Output format: a table, markdown, or tidy records (CSV, JSON: one per run).
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
-        #[arg(short, long)]
+        /// Write the output to this file (atomically) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         #[command(flatten)]
         plot: SweepPlot,
     },
     /// Compile a strategy script and dry-run it on scenarios/tiny.toml.
+    #[command(
+        after_help = "Examples:\n  kvtier check my/prior_keep_sinks.rhai\n  kvtier check my/place.rhai --scenario scenarios/seed-w100.toml --param batch=8"
+    )]
     Check {
+        /// The script (.rhai): a placement if it defines `place`, else a migration.
         script: PathBuf,
-        /// Scenario of the dry run.
+        /// Scenario of the dry run (default: the built-in tiny scenario).
         #[arg(long, default_value = "scenarios/tiny.toml")]
         scenario: PathBuf,
+        /// Script parameter (repeatable).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
     },
     /// Print the script API (every ctx property and verb, with examples).
+    #[command(
+        after_help = "Examples:\n  kvtier api > policy-api.md\n  kvtier api --definitions .rhai-defs"
+    )]
     Api {
         /// Write Rhai definition files for editors into this folder instead.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         definitions: Option<PathBuf>,
     },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  kvtier completions bash > ~/.local/share/bash-completion/completions/kvtier\n  kvtier completions zsh > ~/.zfunc/_kvtier\n  kvtier completions fish > ~/.config/fish/completions/kvtier.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from this help.
+    #[command(after_help = "Example:\n  kvtier man > kvtier.1 && man ./kvtier.1")]
+    Man,
 }
 
 /// The strategies a comparison runs: every placement with every migration.
@@ -264,6 +348,7 @@ pub struct PairSpecs {
     /// Migration scripts, names or folders of scripts (default: policies/migration).
     #[arg(long, num_args = 1..)]
     migration: Vec<String>,
+    /// Script parameter for every pair, overriding the scenario's [policy.params] (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
 }
@@ -272,7 +357,7 @@ pub struct PairSpecs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct SweepPlot {
     /// Write charts (SVG, PNG and a CSV of the plotted numbers) into this folder.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
     /// What the charts plot: a summary field (decode_time_s, tokens_per_s, x_ideal,
     /// x_placement, placement_bound_s, compute_bound_rows, queued_at_end_bytes, alpha_attn,
@@ -284,37 +369,61 @@ pub struct SweepPlot {
 #[derive(Subcommand)]
 enum ScenarioCommand {
     /// Print the sizes derived from a scenario.
-    Show { file: PathBuf },
+    #[command(after_help = "Example:\n  kvtier scenario show scenarios/gh200-llama70b.toml")]
+    Show {
+        /// Scenario file (TOML).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum PresetsCommand {
     /// Print a preset file: every figure with its source.
-    Show { name: String },
+    #[command(after_help = "Example:\n  kvtier presets show gh200")]
+    Show {
+        /// A preset's name, as `kvtier presets` lists them.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum PoliciesCommand {
-    /// Print a built-in script. NAME is a bare name (`alpha`), or `placement/NAME` /
-    /// `migration/NAME` where both kinds have one (`lookahead_batch`).
-    Show { name: String },
+    /// Print a built-in script.
+    #[command(
+        after_help = "Examples:\n  kvtier policies show alpha > my_alpha.rhai\n  kvtier policies show placement/lookahead_batch"
+    )]
+    Show {
+        /// A bare name (`alpha`), or `placement/NAME` / `migration/NAME` where both kinds have
+        /// one (`lookahead_batch`).
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum TraceCommand {
-    /// Generate a scenario's synthetic trace as kvtrace v1 text.
+    /// Generate a scenario's synthetic trace (kvtrace v1 text, or binary).
+    #[command(
+        after_help = "Examples:\n  kvtier trace gen scenarios/seed-w100.toml -o seed.kvtb\n  kvtier trace gen scenarios/tiny.toml -o tiny.kvtrace"
+    )]
     Gen {
+        /// Scenario file (TOML) whose synthetic trace is generated.
         scenario: PathBuf,
-        #[arg(short, long)]
+        /// The trace file to write.
+        #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         /// Output format; default: binary when the output ends in `.kvtb`, else text.
         #[arg(long, value_enum)]
         to: Option<kvtier::trace::TraceFormat>,
     },
     /// Convert a trace between kvtrace text and binary (exact both ways).
+    #[command(
+        after_help = "Example:\n  kvtier trace convert traces/essay-1k-mass90.kvtrace -o essay.kvtb"
+    )]
     Convert {
+        /// The trace to read (text or binary).
         input: PathBuf,
-        #[arg(short, long)]
+        /// The trace file to write.
+        #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         /// Output format; default: binary when the output ends in `.kvtb`, else text.
         #[arg(long, value_enum)]
@@ -324,9 +433,13 @@ enum TraceCommand {
         provenance: Option<String>,
     },
     /// Per-layer statistics of a trace file or of a scenario's trace.
+    #[command(
+        after_help = "Examples:\n  kvtier trace stats traces/essay-1k-mass90.kvtrace\n  kvtier trace stats scenarios/seed-w100.toml --format csv > seed-trace.csv"
+    )]
     Stats {
         /// A kvtrace file, or a scenario (.toml) whose trace is used.
         input: PathBuf,
+        /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// The sink share counts reads of positions below this (the same for every trace, so
@@ -375,6 +488,7 @@ fn dispatch(c: Command) -> Result<()> {
             params,
             csv,
             format,
+            output,
             plot,
         } => cli::run(
             &scenario,
@@ -382,7 +496,7 @@ fn dispatch(c: Command) -> Result<()> {
             migration.as_deref(),
             &params,
             csv.as_deref(),
-            format,
+            (format, output.as_deref()),
             plot.as_deref(),
         ),
         Command::Compare {
@@ -391,17 +505,18 @@ fn dispatch(c: Command) -> Result<()> {
             baselines,
             best_static,
             format,
+            output,
             by,
-            csv,
+            csv_dir,
             plot,
         } => cli::compare(
             &scenario,
             (&pairs.placement, &pairs.migration, baselines),
             best_static,
             &pairs.params,
-            format,
+            (format, output.as_deref()),
             by,
-            csv.as_deref(),
+            csv_dir.as_deref(),
             plot.as_deref(),
         ),
         Command::Report {
@@ -443,7 +558,7 @@ fn dispatch(c: Command) -> Result<()> {
             columns,
             sort,
             format,
-            csv,
+            csv_dir,
             shard,
             output,
             plot,
@@ -456,7 +571,7 @@ fn dispatch(c: Command) -> Result<()> {
             columns,
             sort,
             format,
-            csv,
+            csv: csv_dir,
             shard,
             output,
             plot: plot.plot,
@@ -469,11 +584,12 @@ fn dispatch(c: Command) -> Result<()> {
             placement,
             params,
             format,
-        } => cli::optimize(&scenario, &placement, &params, format),
+            output,
+        } => cli::optimize(&scenario, &placement, &params, (format, output.as_deref())),
         Command::Study {
             file,
             format,
-            csv,
+            csv_dir,
             shard,
             output,
             list,
@@ -481,7 +597,7 @@ fn dispatch(c: Command) -> Result<()> {
         } => cli::study(
             &file,
             format,
-            csv.as_deref(),
+            csv_dir.as_deref(),
             shard.as_deref(),
             output.as_deref(),
             list,
@@ -504,6 +620,28 @@ fn dispatch(c: Command) -> Result<()> {
             params,
         } => cli::check(&script, &scenario, &params),
         Command::Api { definitions } => cli::api(definitions.as_deref()),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "kvtier",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            let mut out = Vec::new();
+            page.render(&mut out)?;
+            // Each subcommand's own page after the main one, as `kvtier-run(1)` and so on.
+            for sub in <Cli as clap::CommandFactory>::command().get_subcommands() {
+                let name = format!("kvtier-{}", sub.get_name());
+                clap_mangen::Man::new(sub.clone().name(name)).render(&mut out)?;
+            }
+            use std::io::Write;
+            std::io::stdout().write_all(&out)?;
+            Ok(())
+        }
         Command::Scenario {
             command: ScenarioCommand::Show { file },
         } => cli::scenario_show(&file),
@@ -558,5 +696,73 @@ fn dispatch(c: Command) -> Result<()> {
             &params,
             &modes,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every leaf subcommand's help ends with examples, every argument says what it is, and a
+    /// flag means the same thing wherever it appears.
+    #[test]
+    fn help_teaches_and_flags_keep_one_meaning() {
+        let root = Cli::command();
+        root.clone().debug_assert();
+        let mut leaves = Vec::new();
+        let mut stack: Vec<(String, clap::Command)> = root
+            .get_subcommands()
+            .map(|c| (c.get_name().to_string(), c.clone()))
+            .collect();
+        while let Some((path, c)) = stack.pop() {
+            if c.has_subcommands() {
+                stack.extend(
+                    c.get_subcommands()
+                        .map(|s| (format!("{path} {}", s.get_name()), s.clone())),
+                );
+                assert!(c.get_after_help().is_some(), "{path}: no examples");
+            } else {
+                leaves.push((path, c));
+            }
+        }
+        assert!(leaves.len() >= 19, "{}", leaves.len());
+        for (path, c) in &leaves {
+            let after = c
+                .get_after_help()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.starts_with("Example") && after.contains("kvtier "),
+                "kvtier {path} --help has no example"
+            );
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(
+                    a.get_help().is_some() || a.get_long_help().is_some(),
+                    "kvtier {path}: argument {id} has no description"
+                );
+                let names: Vec<String> = a
+                    .get_value_names()
+                    .map(|v| v.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default();
+                let want = match (a.get_long(), a.get_short()) {
+                    (Some("csv"), _) | (_, Some('o')) => Some("FILE"),
+                    (Some("csv-dir" | "plot" | "definitions"), _) => Some("DIR"),
+                    _ => None,
+                };
+                if let Some(w) = want {
+                    assert_eq!(
+                        names,
+                        [w],
+                        "kvtier {path} --{}",
+                        a.get_long().unwrap_or("?")
+                    );
+                }
+            }
+        }
     }
 }

@@ -130,3 +130,48 @@ pub fn truncated(text: &str, max: usize) -> String {
     let kept: String = text.chars().take(max).collect();
     format!("{kept}... ({} more characters)", n - max)
 }
+
+/// A progress bar on stderr for commands that run many pairs or runs (compare, report, watch's
+/// first table, sweep, study): done, left, elapsed and to go. Drawn only when stderr is a
+/// terminal, so pipes, files and tests see nothing.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    todo: usize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress {
+    pub fn new(todo: usize, unit: &str) -> Progress {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let b = indicatif::ProgressBar::new(todo as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(&format!(
+                    "{{bar:30}} {{pos}}/{{len}} {unit} done, {{msg}} left, {{elapsed}} elapsed, ~{{eta}} to go"
+                ))
+                .expect("a valid template"),
+            );
+            b.set_message(todo.to_string());
+            b
+        });
+        Progress {
+            bar,
+            todo,
+            done: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// One more done (callable from worker threads).
+    pub fn tick(&self) {
+        let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if let Some(b) = &self.bar {
+            b.set_message(self.todo.saturating_sub(d).to_string());
+            b.inc(1);
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

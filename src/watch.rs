@@ -571,6 +571,7 @@ fn run_pairs(
     pairs: &[(PolicyKey, PolicyKey)],
     params: &[String],
     cancel: &Arc<AtomicBool>,
+    done: &(dyn Fn() + Sync),
 ) -> Option<Outcomes> {
     let params = match policy::params(scenario, params) {
         Ok(p) => p,
@@ -602,6 +603,7 @@ fn run_pairs(
                 Ok(Summary::new(scenario, pol.name(), &totals))
             };
             let r = crate::no_panic(run);
+            done();
             let cancelled = r
                 .as_ref()
                 .err()
@@ -814,9 +816,21 @@ pub fn watch(opts: WatchOptions, out: &mut dyn Write, stop: Arc<AtomicBool>) -> 
             let (c2, tx2) = (cancel.clone(), tx.clone());
             job_id += 1;
             let id = job_id;
+            // The first table runs every pair: a progress bar on stderr meanwhile (terminals
+            // only, never with --json-lines).
+            let bar =
+                (id == 1 && !json).then(|| crate::output::Progress::new(pairs.len(), "pairs"));
             let handle = thread::spawn(move || {
                 let start = Instant::now();
-                let r = run_pairs(&scenario, &pairs, &params, &c2);
+                let tick = || {
+                    if let Some(b) = &bar {
+                        b.tick();
+                    }
+                };
+                let r = run_pairs(&scenario, &pairs, &params, &c2, &tick);
+                if let Some(b) = bar {
+                    b.finish();
+                }
                 let _ = tx2.send(Msg::Done(id, r, start.elapsed().as_secs_f64()));
             });
             job = Some((id, cancel, handle));

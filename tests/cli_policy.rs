@@ -305,7 +305,7 @@ fn compare_by_placement_groups_rows_and_csv_dir_gets_one_file_per_pair() {
             "alpha",
             "--by",
             "placement",
-            "--csv",
+            "--csv-dir",
         ])
         .arg(&csv)
         .output()

@@ -223,7 +223,7 @@ fn an_unknown_key_fails_before_anything_runs() {
             .args(["sweep", "scenarios/tiny.toml"])
             .args(["--vary", "memory.hierarchy=inclusive,exclusive"])
             .args(["--vary", "memory.hirarchy=inclusive"])
-            .arg("--csv")
+            .arg("--csv-dir")
             .arg(&csv),
     );
     assert!(e.contains("--vary memory.hirarchy=inclusive"), "{e}");
@@ -239,7 +239,7 @@ fn a_value_of_the_wrong_type_fails_before_anything_runs() {
     let out = kvtier()
         .args(["sweep", "scenarios/tiny.toml"])
         .args(["--vary", "workload.decode=2,3,many"])
-        .arg("--csv")
+        .arg("--csv-dir")
         .arg(&csv)
         .output()
         .unwrap();
