@@ -304,12 +304,22 @@ pub fn cells_of(c: &Comparison, r: &PairRow) -> Vec<String> {
 pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
     let mut rows = c.rows.clone();
     sort_rows(&mut rows, by);
-    let errors: Vec<String> = rows
+    // One message per failing script: pairs that failed with the same error share it.
+    let mut failed = 0;
+    let mut by_error: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in &rows {
+        if let Outcome::Error(e) = &r.outcome {
+            failed += 1;
+            let pair = format!("{} + {}", r.placement, r.migration);
+            match by_error.iter_mut().find(|(m, _)| *m == e.as_str()) {
+                Some((_, pairs)) => pairs.push(pair),
+                None => by_error.push((e, vec![pair])),
+            }
+        }
+    }
+    let errors: Vec<String> = by_error
         .iter()
-        .filter_map(|r| match &r.outcome {
-            Outcome::Error(e) => Some(format!("{} + {}: {e}", r.placement, r.migration)),
-            Outcome::Summary(_) => None,
-        })
+        .map(|(e, pairs)| format!("{}: {e}", pairs.join(", ")))
         .collect();
     match format {
         Format::Json | Format::Csv => {
@@ -398,7 +408,7 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
                 }
             }
             if !errors.is_empty() {
-                out += &format!("\n{} pair(s) failed:\n", errors.len());
+                out += &format!("\n{failed} pair(s) failed:\n");
                 for e in &errors {
                     out += &format!("{e}\n");
                 }

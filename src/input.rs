@@ -62,6 +62,42 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
     })
 }
 
+/// A source line under an error message, with a caret under column `col` (1-based, in
+/// characters): `  12 | let x = ctx.layr;` then `     |             ^`. A line longer than 120
+/// characters is cut around the column, marked with `...`; tabs before the column are kept in
+/// the caret line so the caret lines up however a terminal shows them.
+pub fn pointed(line: usize, text: &str, col: usize) -> String {
+    const WIDTH: usize = 120;
+    let chars: Vec<char> = text.chars().collect();
+    let col = col.max(1).min(chars.len() + 1);
+    let (shown, caret_at): (Vec<char>, usize) = if chars.len() <= WIDTH {
+        (chars.clone(), col - 1)
+    } else {
+        let start = col.saturating_sub(1 + WIDTH / 2).min(chars.len() - WIDTH);
+        let mut out: Vec<char> = Vec::new();
+        let lead = if start > 0 { 3 } else { 0 };
+        if start > 0 {
+            out.extend("...".chars());
+        }
+        out.extend(&chars[start..start + WIDTH]);
+        if start + WIDTH < chars.len() {
+            out.extend("...".chars());
+        }
+        (out, lead + col - 1 - start)
+    };
+    let caret: String = shown
+        .iter()
+        .take(caret_at)
+        .map(|&c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let gutter = line.to_string();
+    let src: String = shown.into_iter().collect();
+    format!(
+        "  {gutter} | {src}\n  {} | {caret}^",
+        " ".repeat(gutter.len())
+    )
+}
+
 /// The candidate closest to `word` when it is close enough to be a typo (Jaro-Winkler
 /// similarity of at least 0.8, as clap suggests subcommands): for "did you mean ...?" hints.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
@@ -75,7 +111,23 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 
 #[cfg(test)]
 mod did_you_mean_tests {
-    use super::did_you_mean;
+    use super::{did_you_mean, pointed};
+
+    #[test]
+    fn the_caret_stands_under_the_column() {
+        assert_eq!(
+            pointed(7, "let x = ctx.layr;", 13),
+            "  7 | let x = ctx.layr;\n    |             ^"
+        );
+        // A tab before the column is kept, so the caret lines up.
+        assert_eq!(pointed(2, "\tx = 1", 2), "  2 | \tx = 1\n    | \t^");
+        // A long line is cut around the column; the caret follows the cut.
+        let long = format!("{}X{}", "a".repeat(200), "b".repeat(200));
+        let p = pointed(1, &long, 201);
+        let (src, caret) = p.split_once('\n').unwrap();
+        let at = caret.find('^').unwrap();
+        assert_eq!(src.chars().nth(at), Some('X'), "{p}");
+    }
 
     #[test]
     fn a_typo_finds_its_word_and_nonsense_finds_nothing() {

@@ -156,17 +156,24 @@ fn misbehaving_scripts_are_clear_errors_and_the_other_pairs_still_run() {
         .find(|l| l.contains("good") && l.contains("none"))
         .unwrap();
     assert!(good.contains("71.000000"), "{good}");
+    // Runtime errors say where the run was: step 4 (the first decode step), layer 0.
     let expect = [
-        "forever.rhai:1:1: in place: Too many operations",
-        "recurse.rhai:2:1: in place: Stack overflow",
-        "huge.rhai:1:1: in place: Size of array",
+        "forever.rhai:1:1: in place (step 4, layer 0): Too many operations",
+        "recurse.rhai:2:1: in place (step 4, layer 0): Stack overflow",
+        "huge.rhai:1:1: in place (step 4, layer 0): Size of array",
         "wrong_type.rhai:1:1: in place: place must return \"hbm\" or \"ext\", got i64 42",
-        "unknown_param.rhai:2:12: in place: Runtime error: unknown param \"nope\"",
-        "too_far.rhai:2:17: in on_layer: Runtime error: look-ahead to step 21 (n+17) is past the window",
+        "unknown_param.rhai:2:12: in place (step 4, layer 0): Runtime error: unknown param \"nope\"",
+        "too_far.rhai:2:17: in on_layer (step 4, layer 0): Runtime error: look-ahead to step 21 (n+17) is past the window",
     ];
     for e in expect {
         assert!(out.contains(e), "missing {e:?} in\n{out}");
     }
+    // One message per failing script: too_far fails with all six placements, listed once.
+    assert_eq!(out.matches("too_far.rhai:2:17:").count(), 1, "{out}");
+    assert!(
+        out.contains("forever + too_far, good + too_far, huge + too_far, recurse + too_far"),
+        "{out}"
+    );
     // The offending source line is shown under the position.
     assert!(
         out.contains("  2 |     let s = ctx.skipped_any(ctx.layer, 17);"),
@@ -197,7 +204,7 @@ fn sandbox_has_no_eval_and_no_moves_in_place() {
     let o = kvtier().args(["check", &mv]).output().unwrap();
     assert!(
         stderr(&o).contains(
-            "mv.rhai:2:9: in place: Runtime error: moves are allowed only in on_step and on_layer"
+            "mv.rhai:2:9: in place (step 4, layer 0): Runtime error: moves are allowed only in on_step and on_layer"
         ),
         "{}",
         stderr(&o)

@@ -109,10 +109,16 @@ impl Ctx {
             (Some(v), Some(d)) => Ok(coerce_like(v, &d)),
             (Some(v), None) => Ok(v.clone()),
             (None, Some(d)) => Ok(d),
-            (None, None) => Err(format!(
-                "unknown param {name:?}: give it in the scenario's [policy.params], with --param {name}=VALUE, or as a default: ctx.param({name:?}, VALUE)"
-            )
-            .into()),
+            (None, None) => {
+                let known: Vec<&str> = self.0.params.keys().map(String::as_str).collect();
+                let hint = crate::input::did_you_mean(name, &known)
+                    .map(|n| format!(" (did you mean {n:?}? it is given)"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "unknown param {name:?}{hint}: give it in the scenario's [policy.params], with --param {name}=VALUE, or as a default: ctx.param({name:?}, VALUE)"
+                )
+                .into())
+            }
         }
     }
 }

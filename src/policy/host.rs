@@ -222,6 +222,7 @@ impl Script {
         if let Some(i) = msg.find(" (line ") {
             msg.truncate(i);
         }
+        msg += &api_hint(inner);
         if let EvalAltResult::ErrorTerminated(token, _) = inner {
             let why = token.clone().into_string().unwrap_or_default();
             if why == budget::STOP_CANCELLED {
@@ -374,24 +375,28 @@ fn innermost(e: &EvalAltResult) -> (Option<(usize, usize)>, &EvalAltResult) {
     (best, cur)
 }
 
-/// At most 120 characters of a source line, around 1-based column `col`, with `...` where it
-/// was cut (a 10 MB string literal is not echoed into an error).
-fn excerpt(line: &str, col: usize) -> String {
-    const WIDTH: usize = 120;
-    let chars: Vec<char> = line.chars().collect();
-    if chars.len() <= WIDTH {
-        return line.to_string();
+/// "did you mean ...?" for an unknown `ctx` property or function, from the documented API.
+fn api_hint(e: &EvalAltResult) -> String {
+    let word = match e {
+        EvalAltResult::ErrorDotExpr(m, _) | EvalAltResult::ErrorPropertyNotFound(m, _) => {
+            m.split('\'').nth(1).map(str::to_string)
+        }
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => sig
+            .split('(')
+            .next()
+            .map(str::trim)
+            .map(|f| f.rsplit(['.', ' ']).next().unwrap_or(f).to_string()),
+        _ => None,
+    };
+    let Some(word) = word.filter(|w| !w.is_empty()) else {
+        return String::new();
+    };
+    let mut names: Vec<&str> = super::api::VERBS.iter().map(|v| v.name).collect();
+    names.extend(["present_count", "empty", "newest"]);
+    match crate::input::did_you_mean(&word, &names) {
+        Some(n) if n != word => format!(" (did you mean `{n}`?)"),
+        _ => String::new(),
     }
-    let start = col.saturating_sub(1 + WIDTH / 2).min(chars.len() - WIDTH);
-    let mut out = String::new();
-    if start > 0 {
-        out.push_str("...");
-    }
-    out.extend(&chars[start..start + WIDTH]);
-    if start + WIDTH < chars.len() {
-        out.push_str("...");
-    }
-    out
 }
 
 /// A Rhai position as 1-based line and column; `None` when it has none.
@@ -401,9 +406,9 @@ fn line_col(pos: Position) -> Option<(usize, usize)> {
 
 fn located(path: &Path, source: &str, (line, col): (usize, usize), msg: &str) -> anyhow::Error {
     let line = line.max(1);
-    let src = excerpt(source.lines().nth(line - 1).unwrap_or(""), col);
+    let src = crate::input::pointed(line, source.lines().nth(line - 1).unwrap_or(""), col);
     let msg = crate::output::truncated(msg, 600);
-    anyhow!("{}:{line}:{col}: {msg}\n  {line} | {src}", path.display())
+    anyhow!("{}:{line}:{col}: {msg}\n{src}", path.display())
 }
 
 fn parse_error(path: &Path, source: &str, e: &ParseError) -> anyhow::Error {
@@ -482,6 +487,10 @@ impl ScriptedPolicy {
             let e = EvalAltResult::ErrorTerminated(Dynamic::from(stop), Position::NONE);
             return Err(script.runtime_error(h, &e, max_run_ops));
         }
+        let at = match sim.layer {
+            Some(l) => format!(" (step {}, layer {l})", sim.step),
+            None => format!(" (step {})", sim.step),
+        };
         let _bound = self.ctx.bind(sim);
         // eval_ast(false): a script's top-level statements are never run, only its hooks.
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
@@ -494,7 +503,17 @@ impl ScriptedPolicy {
                 h.name(),
                 (self.ctx_arg.clone(),),
             )
-            .map_err(|e| script.runtime_error(h, &e, max_run_ops));
+            .map_err(|e| script.runtime_error(h, &e, max_run_ops))
+            .map_err(|e| {
+                // Name where the run was: `file:line:col: in on_layer (step 4, layer 1): ...`.
+                let text = format!("{e:#}");
+                let hook = format!("in {}:", h.name());
+                if e.downcast_ref::<crate::engine::Cancelled>().is_some() || !text.contains(&hook) {
+                    e
+                } else {
+                    anyhow!(text.replacen(&hook, &format!("in {}{at}:", h.name()), 1))
+                }
+            });
         self.budget.end_call();
         r
     }

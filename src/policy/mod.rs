@@ -369,12 +369,21 @@ pub fn check(path: &Path, scenario: &Scenario, overrides: &[String]) -> Result<S
     } else {
         format!("defines {}", hooks.join(", "))
     };
-    Ok(format!(
+    let mut report = format!(
         "{}: ok ({defines}); dry run on {} as `{}`: decode time {:.6} s, x ideal {:.4}",
         path.display(),
         scenario.name,
         s.policy,
         s.decode_time_s,
         s.x_ideal
-    ))
+    );
+    // A migration whose hooks never moved anything was not exercised by the dry run.
+    let migration_hooks = script.has(host::Hook::OnStep) || script.has(host::Hook::OnLayer);
+    if migration_hooks && s.moved_to_hbm_bytes == 0 && s.moved_to_ext_bytes == 0 {
+        report += &format!(
+            "\nnote: its hooks ran but never moved anything on {} ({} decode steps): the dry run did not reach the case the script handles; try it where HBM fills up, e.g. --scenario scenarios/seed-w100.toml",
+            scenario.name, scenario.sizes.decode
+        );
+    }
+    Ok(report)
 }

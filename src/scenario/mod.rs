@@ -228,6 +228,20 @@ pub fn fmt_gb(bytes: u64) -> String {
     s.to_string()
 }
 
+/// "did you mean ..." for serde's `unknown field `x`, expected one of `a`, `b``.
+fn suggestion(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("unknown field `") else {
+        return String::new();
+    };
+    let Some((word, expected)) = rest.split_once("`, expected ") else {
+        return String::new();
+    };
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    crate::input::did_you_mean(word, &names)
+        .map(|n| format!(" (did you mean `{n}`?)"))
+        .unwrap_or_default()
+}
+
 pub(crate) fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
     let msg = e.message();
     match e.span() {
@@ -239,7 +253,11 @@ pub(crate) fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> anyhow
                 .filter(|f| !msg.contains(f.rsplit('.').next().unwrap_or(f)))
                 .map(|f| format!("field `{f}`: "))
                 .unwrap_or_default();
-            anyhow!("{label}:{line}:{col}: {field}{msg}\n  {line} | {src}")
+            let src = crate::input::pointed(line, src, col);
+            anyhow!(
+                "{label}:{line}:{col}: {field}{msg}{}\n{src}",
+                suggestion(msg)
+            )
         }
         None => anyhow!("{label}: {msg}"),
     }
