@@ -581,3 +581,64 @@ fn sweep_plot_draws_the_metric_against_each_key_with_the_runs_numbers() {
         "{csv}"
     );
 }
+
+/// Width and height of a PNG file, from its IHDR chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = fs::read(path).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
+#[test]
+fn every_png_is_print_resolution_and_every_chart_names_its_scenario_and_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    // tiny with a KV budget 400 B over its HBM: idealized.
+    let text = fs::read_to_string("scenarios/tiny.toml").unwrap();
+    let sc = dir.path().join("ideal.toml");
+    fs::write(
+        &sc,
+        text.replace("[hbm]\n", "[hbm]\nkv_budget = \"1500 B\"\n"),
+    )
+    .unwrap();
+    let plot = dir.path().join("plots");
+    let o = kvtier()
+        .arg("compare")
+        .arg(&sc)
+        .args([
+            "--placement",
+            "prefer_hbm",
+            "--migration",
+            "none",
+            "alpha",
+            "--plot",
+        ])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut pngs = 0;
+    for e in fs::read_dir(&plot).unwrap() {
+        let p = e.unwrap().path();
+        match p.extension().and_then(|x| x.to_str()) {
+            Some("png") => {
+                pngs += 1;
+                let (w, _) = png_size(&p);
+                assert!(w >= 1600, "{}: {w} px wide", p.display());
+            }
+            Some("svg") => {
+                let labels = parse_svg(&p);
+                assert!(
+                    has(
+                        &labels,
+                        "scenario tiny, idealized (HBM over-subscribed by 0.0000004 GB)"
+                    ),
+                    "{}: {labels:?}",
+                    p.display()
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(pngs >= 5, "{pngs}");
+}

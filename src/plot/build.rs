@@ -33,6 +33,18 @@ pub(super) fn opt(v: Option<f64>) -> String {
 /// alpha, time, occupancy and bytes-moved charts with one line per migration; the heat map of
 /// the best pair; the decode-time bars. `pairs` are the series collected in the same runs.
 pub fn charts(c: &Comparison, pairs: &[PairSeries]) -> Vec<Chart> {
+    let sub = match &c.idealized {
+        Some(mark) => format!("scenario {}, {mark}", c.scenario),
+        None => format!("scenario {}", c.scenario),
+    };
+    let mut out = charts_of(c, pairs);
+    for chart in &mut out {
+        chart.set_subtitle(&sub);
+    }
+    out
+}
+
+fn charts_of(c: &Comparison, pairs: &[PairSeries]) -> Vec<Chart> {
     let mut placements: Vec<&str> = Vec::new();
     let mut migrations: Vec<&str> = Vec::new();
     for p in pairs {

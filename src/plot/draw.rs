@@ -60,7 +60,7 @@ pub(super) fn draw_lines<DB: DrawingBackend>(
     let (_, h) = root.dim_in_pixel();
     let legend_h = legend_height(c);
     let (top, legend) = root.split_vertically(h - legend_h);
-    let top = top.titled(&c.title, font(TITLE_PX)).map_err(de)?;
+    let top = titled(&top, &c.title)?;
     let n = c.panels.len();
     let areas = top.split_evenly((n, 1));
     let cats = c.x_categories.clone();
@@ -218,7 +218,7 @@ pub(super) fn draw_heat<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     h: &HeatMap,
 ) -> Result<()> {
-    let root = root.titled(&h.title, font(TITLE_PX)).map_err(de)?;
+    let root = titled(root, &h.title)?;
     let (w, _) = root.dim_in_pixel();
     let (main, bar) = root.split_horizontally(w - 104);
     let ncols = h.columns.len();
@@ -316,7 +316,7 @@ pub(super) fn draw_heat<DB: DrawingBackend>(
 }
 
 pub(super) fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Bars) -> Result<()> {
-    let root = root.titled(&b.title, font(TITLE_PX)).map_err(de)?;
+    let root = titled(root, &b.title)?;
     let n = b.labels.len().max(1);
     let max = b
         .values_s
@@ -327,6 +327,13 @@ pub(super) fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &B
         .fold(0.0, f64::max);
     let (d, unit) = time_unit(max);
     let xmax = if max > 0.0 { max / d * 1.18 } else { 1.0 };
+    // Close values: the axis starts near them, so a 0.5% difference shows (and says so).
+    let xmin = bars_axis_start(b) / d;
+    let xmax = if xmin > 0.0 {
+        max / d + (max / d - xmin) * 0.3
+    } else {
+        xmax
+    };
     let label_w = b
         .labels
         .iter()
@@ -343,14 +350,21 @@ pub(super) fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &B
         .margin_top(TICK_PX + 6)
         .x_label_area_size(56)
         .y_label_area_size(label_w + 14)
-        .build_cartesian_2d(0f64..xmax, (0..n).into_segmented())
+        .build_cartesian_2d(xmin..xmax, (0..n).into_segmented())
         .map_err(de)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .bold_line_style(GRID)
         .light_line_style(TRANSPARENT)
-        .x_desc(format!("decode time ({unit})"))
+        .x_desc(if xmin > 0.0 {
+            format!(
+                "decode time ({unit}); the axis starts at {}, not 0",
+                tick(xmin)
+            )
+        } else {
+            format!("decode time ({unit})")
+        })
         .axis_desc_style(font(DESC_PX))
         .label_style(font(TICK_PX))
         .x_labels(6)
@@ -371,7 +385,7 @@ pub(super) fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &B
             let i = n - 1 - rank;
             let mut r = Rectangle::new(
                 [
-                    (0.0, SegmentValue::Exact(i)),
+                    (xmin, SegmentValue::Exact(i)),
                     (v / d, SegmentValue::Exact(i + 1)),
                 ],
                 color.mix(0.85).filled(),
@@ -386,7 +400,7 @@ pub(super) fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &B
             .draw_series(b.values_s.iter().enumerate().map(|(rank, &v)| {
                 let i = n - 1 - rank;
                 Text::new(
-                    format!("{:.2}×", v / bound),
+                    format!(" {} {unit}, {:.4}×", tick(v / d), v / bound),
                     (v / d, SegmentValue::CenterOf(i)),
                     font(TICK_PX - 2).pos(Pos::new(HPos::Left, VPos::Center)),
                 )
@@ -420,4 +434,64 @@ pub(super) fn draw_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &B
             .map_err(de)?;
     }
     Ok(())
+}
+
+/// Where the decode-time axis starts: 0, unless every bar and bound lies in the top part of the
+/// range (the spread is under a third of the largest value), then a round number a little below
+/// the smallest, so that differences of a fraction of a percent are visible.
+pub(super) fn bars_axis_start(b: &Bars) -> f64 {
+    let all: Vec<f64> = b
+        .values_s
+        .iter()
+        .copied()
+        .chain(b.ideal_s)
+        .chain(b.placement_s)
+        .filter(|v| v.is_finite())
+        .collect();
+    let (Some(lo), Some(hi)) = (
+        all.iter().copied().reduce(f64::min),
+        all.iter().copied().reduce(f64::max),
+    ) else {
+        return 0.0;
+    };
+    if lo <= 0.0 || hi - lo > hi / 3.0 {
+        return 0.0;
+    }
+    let below = lo - (hi - lo).max(hi * 1e-3) * 0.15;
+    // Round down to 1, 2 or 5 times a power of ten, at a tenth of the spread's scale.
+    let step = 10f64.powf(((hi - below) / 4.0).log10().floor());
+    let start = (below / step).floor() * step;
+    start.max(0.0)
+}
+
+/// Extra height of a title with a second line.
+pub(super) fn subtitle_height(title: &str) -> u32 {
+    if title.contains('\n') {
+        TICK_PX + 8
+    } else {
+        0
+    }
+}
+
+/// Draws a title (its second line, if any, smaller and grey: the scenario and its mark) and
+/// returns the area below it.
+pub(super) fn titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> Result<DrawingArea<DB, Shift>> {
+    let Some((first, second)) = title.split_once('\n') else {
+        return root.titled(title, font(TITLE_PX)).map_err(de);
+    };
+    let area = root.titled(first, font(TITLE_PX)).map_err(de)?;
+    let (w, _) = area.dim_in_pixel();
+    area.draw_text(
+        second,
+        &font(TICK_PX - 2)
+            .color(&RGBColor(90, 90, 90))
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+        (w as i32 / 2, 0),
+    )
+    .map_err(de)?;
+    let (_, below) = area.split_vertically(TICK_PX + 8);
+    Ok(below)
 }

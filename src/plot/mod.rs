@@ -164,9 +164,15 @@ struct Bars {
 impl Chart {
     fn size(&self) -> (u32, u32) {
         match &self.spec {
-            Spec::Lines(c) => (WIDTH, 120 + 250 * c.panels.len() as u32 + legend_height(c)),
-            Spec::Heat(_) => (WIDTH, 400),
-            Spec::Bars(b) => (WIDTH + 160, 130 + 26 * b.labels.len().max(1) as u32),
+            Spec::Lines(c) => (
+                WIDTH,
+                120 + 250 * c.panels.len() as u32 + legend_height(c) + subtitle_height(&c.title),
+            ),
+            Spec::Heat(h) => (WIDTH, 400 + subtitle_height(&h.title)),
+            Spec::Bars(b) => (
+                WIDTH + 160,
+                130 + 26 * b.labels.len().max(1) as u32 + subtitle_height(&b.title),
+            ),
         }
     }
 
@@ -176,6 +182,29 @@ impl Chart {
             Spec::Lines(c) => draw_lines(root, c),
             Spec::Heat(h) => draw_heat(root, h),
             Spec::Bars(b) => draw_bars(root, b),
+        }
+    }
+
+    /// Adds a second title line (the scenario and its idealized mark), drawn smaller.
+    pub fn set_subtitle(&mut self, sub: &str) {
+        let title = match &mut self.spec {
+            Spec::Lines(c) => &mut c.title,
+            Spec::Heat(h) => &mut h.title,
+            Spec::Bars(b) => &mut b.title,
+        };
+        if let Some(i) = title.find('\n') {
+            title.truncate(i);
+        }
+        title.push('\n');
+        title.push_str(sub);
+    }
+
+    /// Where the x axis of a decode-time bar chart starts (0 unless the bars are close: see
+    /// [`draw::bars_axis_start`]); `None` for other charts.
+    pub fn bars_axis_start(&self) -> Option<f64> {
+        match &self.spec {
+            Spec::Bars(b) => Some(bars_axis_start(b)),
+            _ => None,
         }
     }
 
@@ -191,10 +220,11 @@ impl Chart {
         Ok(out)
     }
 
-    /// The chart as a PNG image.
+    /// The chart as a PNG image, [`PNG_SCALE`] times the SVG's size each way (print resolution).
     pub fn png(&self) -> Result<Vec<u8>> {
         ensure_font();
         let (w, h) = self.size();
+        let (w, h) = (w * PNG_SCALE, h * PNG_SCALE);
         let mut rgb = vec![0u8; (w * h * 3) as usize];
         {
             let root = Raster(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
@@ -258,6 +288,32 @@ pub fn write_charts(dir: &Path, charts: &[Chart]) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bars(values_s: Vec<f64>, ideal: f64, placement: f64) -> Bars {
+        Bars {
+            title: "t".into(),
+            labels: values_s.iter().map(|v| v.to_string()).collect(),
+            values_s,
+            ideal_s: Some(ideal),
+            placement_s: Some(placement),
+        }
+    }
+
+    #[test]
+    fn the_decode_time_axis_starts_near_close_values_and_at_zero_for_spread_ones() {
+        // The seed's: 134.66 (ideal) .. 182.70 s. Spread 48 < 182.70 / 3: zoomed. Below the
+        // smallest by 15% of the spread (7.2 s) is 127.5; the step is 10^floor(log10(55 / 4)) =
+        // 10, so the axis starts at 120.
+        let b = bars(vec![149.25, 158.49, 182.70], 134.66, 147.55);
+        assert_eq!(bars_axis_start(&b), 120.0);
+        // Half a percent apart: the start sits just below them, so the difference shows.
+        let b = bars(vec![100.0, 100.5], 99.8, 99.9);
+        let start = bars_axis_start(&b);
+        assert!(start > 99.0 && start < 99.8, "{start}");
+        // From 10 to 100 s: a third of the range or more, so from 0.
+        let b = bars(vec![10.0, 100.0], 9.0, 9.5);
+        assert_eq!(bars_axis_start(&b), 0.0);
+    }
 
     #[test]
     fn tick_labels_keep_three_significant_digits() {

@@ -5,7 +5,30 @@ use super::*;
 /// PNG drawing: plotters' bitmap backend, with text rasterised here by ab_glyph. (plotters'
 /// own ab_glyph text drawing drops each glyph's side bearing and sizes text unlike its SVG
 /// backend, so PNG labels came out unevenly spaced; this draws them at the SVG's em size.)
+///
+/// Charts are laid out on the SVG's canvas; the bitmap is [`PNG_SCALE`] times larger in each
+/// direction, and every coordinate, stroke width and font size is scaled on the way, so the PNG
+/// is the same drawing at print resolution (1680 px for a 560 px chart).
 pub(super) struct Raster<'a>(pub(super) BitMapBackend<'a>);
+
+/// How many bitmap pixels a chart pixel becomes, each way.
+pub(super) const PNG_SCALE: u32 = 3;
+
+fn up(p: BackendCoord) -> BackendCoord {
+    (p.0 * PNG_SCALE as i32, p.1 * PNG_SCALE as i32)
+}
+
+/// A style with its stroke width scaled.
+struct Wide<'s, S>(&'s S);
+
+impl<S: BackendStyle> BackendStyle for Wide<'_, S> {
+    fn color(&self) -> BackendColor {
+        self.0.color()
+    }
+    fn stroke_width(&self) -> u32 {
+        self.0.stroke_width() * PNG_SCALE
+    }
+}
 
 pub(super) type RasterError<'a> =
     DrawingErrorKind<<BitMapBackend<'a> as DrawingBackend>::ErrorType>;
@@ -14,7 +37,8 @@ impl<'a> DrawingBackend for Raster<'a> {
     type ErrorType = <BitMapBackend<'a> as DrawingBackend>::ErrorType;
 
     fn get_size(&self) -> (u32, u32) {
-        self.0.get_size()
+        let (w, h) = self.0.get_size();
+        (w / PNG_SCALE, h / PNG_SCALE)
     }
     fn ensure_prepared(&mut self) -> Result<(), RasterError<'a>> {
         self.0.ensure_prepared()
@@ -23,7 +47,9 @@ impl<'a> DrawingBackend for Raster<'a> {
         self.0.present()
     }
     fn draw_pixel(&mut self, p: BackendCoord, c: BackendColor) -> Result<(), RasterError<'a>> {
-        self.0.draw_pixel(p, c)
+        let (x, y) = up(p);
+        let s = PNG_SCALE as i32;
+        self.0.draw_rect((x, y), (x + s - 1, y + s - 1), &c, true)
     }
     fn draw_line<S: BackendStyle>(
         &mut self,
@@ -31,7 +57,7 @@ impl<'a> DrawingBackend for Raster<'a> {
         to: BackendCoord,
         style: &S,
     ) -> Result<(), RasterError<'a>> {
-        self.0.draw_line(from, to, style)
+        self.0.draw_line(up(from), up(to), &Wide(style))
     }
     fn draw_rect<S: BackendStyle>(
         &mut self,
@@ -40,14 +66,21 @@ impl<'a> DrawingBackend for Raster<'a> {
         style: &S,
         fill: bool,
     ) -> Result<(), RasterError<'a>> {
-        self.0.draw_rect(a, b, style, fill)
+        // A filled rectangle covers its last pixel: the scaled one covers the whole block.
+        let s = PNG_SCALE as i32 - 1;
+        let b = if fill {
+            (up(b).0 + s, up(b).1 + s)
+        } else {
+            up(b)
+        };
+        self.0.draw_rect(up(a), b, &Wide(style), fill)
     }
     fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         path: I,
         style: &S,
     ) -> Result<(), RasterError<'a>> {
-        self.0.draw_path(path, style)
+        self.0.draw_path(path.into_iter().map(up), &Wide(style))
     }
     fn draw_circle<S: BackendStyle>(
         &mut self,
@@ -56,14 +89,15 @@ impl<'a> DrawingBackend for Raster<'a> {
         style: &S,
         fill: bool,
     ) -> Result<(), RasterError<'a>> {
-        self.0.draw_circle(center, radius, style, fill)
+        self.0
+            .draw_circle(up(center), radius * PNG_SCALE, &Wide(style), fill)
     }
     fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
         &mut self,
         vert: I,
         style: &S,
     ) -> Result<(), RasterError<'a>> {
-        self.0.fill_polygon(vert, style)
+        self.0.fill_polygon(vert.into_iter().map(up), style)
     }
     fn blit_bitmap(
         &mut self,
@@ -71,7 +105,8 @@ impl<'a> DrawingBackend for Raster<'a> {
         size: (u32, u32),
         src: &[u8],
     ) -> Result<(), RasterError<'a>> {
-        self.0.blit_bitmap(pos, size, src)
+        // Not used by the charts (no images in them): drawn unscaled at the scaled position.
+        self.0.blit_bitmap(up(pos), size, src)
     }
 
     fn draw_text<T: BackendTextStyle>(
@@ -89,7 +124,7 @@ impl<'a> DrawingBackend for Raster<'a> {
             FontRef::try_from_slice(FONT).map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
         // plotters' SVG backend writes font-size = size / 1.24 (the em); ab_glyph scales by the
         // ascent-to-descent height, which is larger than the em.
-        let em = style.size() as f32 / 1.24;
+        let em = style.size() as f32 / 1.24 * PNG_SCALE as f32;
         let units = font.units_per_em().unwrap_or(2048.0);
         let scale = PxScale::from(em * font.height_unscaled() / units);
         let sf = font.as_scaled(scale);
@@ -130,7 +165,8 @@ impl<'a> DrawingBackend for Raster<'a> {
                 });
             }
         }
-        let (w, h) = self.get_size();
+        let (w, h) = self.0.get_size();
+        let pos = up(pos);
         for ((x, y), cov) in pixels {
             let (x, y) = (pos.0 + x, pos.1 + y);
             if cov > 0.0 && x >= 0 && y >= 0 && x < w as i32 && y < h as i32 {
