@@ -84,6 +84,7 @@ pub(super) fn draw_lines<DB: DrawingBackend>(
             span.clamp(2, 6)
         }
     };
+    let entries = legend_entries(c);
     for (k, (panel, area)) in c.panels.iter().zip(areas.iter()).enumerate() {
         let last = k + 1 == n;
         let (y0, y1) = panel.y_range.unwrap_or_else(|| {
@@ -114,6 +115,22 @@ pub(super) fn draw_lines<DB: DrawingBackend>(
             .map_err(de)?;
         for line in &panel.lines {
             let style = ShapeStyle::from(&line.color).stroke_width(2);
+            // Each line's own marker shape, a few times along it and staggered from the other
+            // lines' markers, so that lines lying on top of each other stay told apart.
+            if let Some(shape) = marker_of(&entries, line) {
+                let pts: Vec<(f64, f64)> = line
+                    .points
+                    .iter()
+                    .filter_map(|&(x, y)| y.map(|y| (x, y)))
+                    .collect();
+                let (i, m) = (shape.1, entries.len().max(1));
+                let every = (pts.len() / MARKERS_PER_LINE).max(1);
+                let at: Vec<(f64, f64)> = (0..MARKERS_PER_LINE)
+                    .map(|j| j * every + (i * every) / m)
+                    .filter_map(|k| pts.get(k).copied())
+                    .collect();
+                draw_markers(&mut chart, shape.0, &at, line.color)?;
+            }
             // A `None` breaks the line into runs.
             let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
             let mut run: Vec<(f64, f64)> = Vec::new();
@@ -158,6 +175,20 @@ pub(super) fn draw_legend<DB: DrawingBackend>(
         let x = 14 + (i % cols) as i32 * col_w as i32;
         let y = 4 + (i / cols) as i32 * row_h + row_h / 2;
         let style = ShapeStyle::from(color).stroke_width(2);
+        if let Some(shape) = marker_shape(i, *color) {
+            let at = (x + 15, y);
+            let filled = ShapeStyle::from(color).filled();
+            let thin = ShapeStyle::from(color).stroke_width(2);
+            match shape {
+                0 => area.draw(&(EmptyElement::at(at) + Circle::new((0, 0), MARKER_PX, filled))),
+                1 => area.draw(
+                    &(EmptyElement::at(at) + TriangleMarker::new((0, 0), MARKER_PX + 1, filled)),
+                ),
+                2 => area.draw(&(EmptyElement::at(at) + Cross::new((0, 0), MARKER_PX, thin))),
+                _ => area.draw(&(EmptyElement::at(at) + Circle::new((0, 0), MARKER_PX, thin))),
+            }
+            .map_err(de)?;
+        }
         if *dashed {
             for s in [0, 12, 24] {
                 area.draw(&PathElement::new(vec![(x + s, y), (x + s + 7, y)], style))
@@ -494,4 +525,52 @@ pub(super) fn titled<DB: DrawingBackend>(
     .map_err(de)?;
     let (_, below) = area.split_vertically(TICK_PX + 8);
     Ok(below)
+}
+
+/// Markers drawn along each line (and beside its legend entry).
+const MARKERS_PER_LINE: usize = 8;
+const MARKER_PX: u32 = 4;
+
+/// The marker shape of legend entry `i` (filled circle, triangle, cross, open circle, in turn);
+/// `None` for reference lines (bounds, the alpha target), which are told apart by colour and
+/// dashes.
+pub(super) fn marker_shape(i: usize, color: RGBColor) -> Option<usize> {
+    let reference = [REFERENCE, PLACEMENT, IDEAL]
+        .iter()
+        .any(|r| (r.0, r.1, r.2) == (color.0, color.1, color.2));
+    (!reference).then_some(i % 4)
+}
+
+/// A line's marker shape and its legend index.
+fn marker_of(entries: &[(String, RGBColor, bool)], line: &Line) -> Option<(usize, usize)> {
+    let i = entries.iter().position(|e| e.0 == line.label)?;
+    marker_shape(i, line.color).map(|s| (s, i))
+}
+
+fn draw_markers<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    shape: usize,
+    at: &[(f64, f64)],
+    color: RGBColor,
+) -> Result<()> {
+    let filled = ShapeStyle::from(&color).filled();
+    let thin = ShapeStyle::from(&color).stroke_width(2);
+    let pts = at.iter().copied();
+    match shape {
+        0 => chart
+            .draw_series(pts.map(|p| EmptyElement::at(p) + Circle::new((0, 0), MARKER_PX, filled))),
+        1 => chart.draw_series(
+            pts.map(|p| EmptyElement::at(p) + TriangleMarker::new((0, 0), MARKER_PX + 1, filled)),
+        ),
+        2 => chart
+            .draw_series(pts.map(|p| EmptyElement::at(p) + Cross::new((0, 0), MARKER_PX, thin))),
+        _ => chart
+            .draw_series(pts.map(|p| EmptyElement::at(p) + Circle::new((0, 0), MARKER_PX, thin))),
+    }
+    .map(|_| ())
+    .map_err(de)
 }

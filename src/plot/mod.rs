@@ -235,7 +235,7 @@ impl Chart {
         let mut enc = png::Encoder::new(&mut out, w, h);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Best);
+        enc.set_compression(png::Compression::Default);
         let mut writer = enc.write_header().context("cannot encode PNG")?;
         writer.write_image_data(&rgb).context("cannot encode PNG")?;
         writer.finish().context("cannot encode PNG")?;
@@ -313,6 +313,23 @@ mod tests {
         // From 10 to 100 s: a third of the range or more, so from 0.
         let b = bars(vec![10.0, 100.0], 9.0, 9.5);
         assert_eq!(bars_axis_start(&b), 0.0);
+    }
+
+    #[test]
+    fn lines_are_told_apart_by_colour_and_marker_and_references_have_none() {
+        // The first 12 lines (colours repeat dashed after 8) get 12 different (colour, marker,
+        // dash) styles; bounds and the alpha target are drawn without markers.
+        let mut seen = Vec::new();
+        for i in 0..12 {
+            let (color, dashed) = style_of(i);
+            let shape = marker_shape(i, color).unwrap();
+            let key = ((color.0, color.1, color.2), shape, dashed);
+            assert!(!seen.contains(&key), "line {i} looks like an earlier one");
+            seen.push(key);
+        }
+        for r in [REFERENCE, PLACEMENT, IDEAL] {
+            assert_eq!(marker_shape(0, r), None);
+        }
     }
 
     #[test]
