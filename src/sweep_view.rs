@@ -63,6 +63,12 @@ pub fn column_names() -> Vec<&'static str> {
     COLUMNS.iter().map(|c| c.0).collect()
 }
 
+/// A column's human name for tables and chart axes (`decode time (s)`); the name itself when
+/// it is not a column.
+pub fn column_header(name: &str) -> &str {
+    COLUMNS.iter().find(|c| c.0 == name).map_or(name, |c| c.1)
+}
+
 /// Checks column names and a sort key (`-` in front: descending).
 pub fn check_columns(columns: &[String], sort: Option<&str>) -> Result<()> {
     let known = column_names();

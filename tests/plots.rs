@@ -642,3 +642,26 @@ fn every_png_is_print_resolution_and_every_chart_names_its_scenario_and_mark() {
     }
     assert!(pngs >= 5, "{pngs}");
 }
+
+#[test]
+fn a_sweep_chart_has_a_tick_per_swept_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("plots");
+    let o = kvtier()
+        .args([
+            "sweep",
+            "scenarios/tiny.toml",
+            "--vary",
+            "initial.weights_on_hbm=0.5..1.0:0.1",
+        ])
+        .args(["--migration", "none", "--plot"])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let labels = parse_svg(&plot.join("sweep-decode_time_s-initial.weights_on_hbm.svg"));
+    // Six swept values, six ticks (before, only the two ends were labelled).
+    for t in ["0.5", "0.6", "0.7", "0.8", "0.9", "1"] {
+        assert!(has(&labels, t), "no tick {t}: {labels:?}");
+    }
+}

@@ -636,7 +636,7 @@ pub fn sweep_chart(metric: &str, key: &str, points: &[SweepPoint]) -> Chart {
         caption: format!("{metric} against {key}, one line per pair."),
         data_csv: data,
         spec: Spec::Lines(LineChart {
-            title: format!("{metric} against {key}"),
+            title: format!("{} against {key}", crate::sweep_view::column_header(metric)),
             x_desc: key.to_string(),
             x_range,
             x_categories: numeric
@@ -644,7 +644,7 @@ pub fn sweep_chart(metric: &str, key: &str, points: &[SweepPoint]) -> Chart {
                 .then(|| values.iter().map(|v| v.to_string()).collect()),
             markers: true,
             panels: vec![Panel {
-                y_desc: metric.to_string(),
+                y_desc: crate::sweep_view::column_header(metric).to_string(),
                 y_range: None,
                 lines,
             }],

@@ -79,6 +79,17 @@ pub(super) fn draw_lines<DB: DrawingBackend>(
     };
     let x_labels = match &c.x_categories {
         Some(names) => names.len(),
+        // A sweep over a numeric key: a tick per swept value (up to 8), not just the two ends.
+        None if c.markers => {
+            let mut xs: Vec<f64> = c
+                .panels
+                .iter()
+                .flat_map(|p| p.lines.iter().flat_map(|l| l.points.iter().map(|q| q.0)))
+                .collect();
+            xs.sort_by(f64::total_cmp);
+            xs.dedup();
+            xs.len().clamp(2, 8)
+        }
         None => {
             let span = (c.x_range.1 - c.x_range.0).round() as usize + 1;
             span.clamp(2, 6)
@@ -87,78 +98,34 @@ pub(super) fn draw_lines<DB: DrawingBackend>(
     let entries = legend_entries(c);
     for (k, (panel, area)) in c.panels.iter().zip(areas.iter()).enumerate() {
         let last = k + 1 == n;
-        let (y0, y1) = panel.y_range.unwrap_or_else(|| {
-            let m = max_y(&panel.lines);
-            (0.0, if m > 0.0 { m * 1.08 } else { 1.0 })
-        });
-        let mut chart = ChartBuilder::on(area)
-            .margin_left(6)
-            .margin_right(18)
-            .margin_top(6)
-            .x_label_area_size(if last { 56 } else { 30 })
-            .y_label_area_size(78)
-            .build_cartesian_2d(c.x_range.0..c.x_range.1, y0..y1)
-            .map_err(de)?;
-        chart
-            .configure_mesh()
-            .x_desc(if last { c.x_desc.as_str() } else { "" })
-            .y_desc(panel.y_desc.as_str())
-            .axis_desc_style(font(DESC_PX))
-            .label_style(font(TICK_PX))
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .x_labels(x_labels)
-            .y_labels(5)
-            .x_label_formatter(&x_fmt)
-            .y_label_formatter(&|y| tick(*y))
-            .draw()
-            .map_err(de)?;
-        for line in &panel.lines {
-            let style = ShapeStyle::from(&line.color).stroke_width(2);
-            // Each line's own marker shape, a few times along it and staggered from the other
-            // lines' markers, so that lines lying on top of each other stay told apart.
-            if let Some(shape) = marker_of(&entries, line) {
-                let pts: Vec<(f64, f64)> = line
-                    .points
-                    .iter()
-                    .filter_map(|&(x, y)| y.map(|y| (x, y)))
-                    .collect();
-                let (i, m) = (shape.1, entries.len().max(1));
-                let every = (pts.len() / MARKERS_PER_LINE).max(1);
-                let at: Vec<(f64, f64)> = (0..MARKERS_PER_LINE)
-                    .map(|j| j * every + (i * every) / m)
-                    .filter_map(|k| pts.get(k).copied())
-                    .collect();
-                draw_markers(&mut chart, shape.0, &at, line.color)?;
-            }
-            // A `None` breaks the line into runs.
-            let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
-            let mut run: Vec<(f64, f64)> = Vec::new();
-            for &(x, y) in &line.points {
-                match y {
-                    Some(y) => run.push((x, y)),
-                    None => runs.push(std::mem::take(&mut run)),
-                }
-            }
-            runs.push(run);
-            for run in runs.into_iter().filter(|r| !r.is_empty()) {
-                if c.markers {
-                    chart
-                        .draw_series(run.iter().map(|&p| Circle::new(p, 3, style.filled())))
-                        .map_err(de)?;
-                }
-                if line.dashed {
-                    chart
-                        .draw_series(DashedLineSeries::new(run, 7, 5, style))
-                        .map_err(de)?;
-                } else if run.len() == 1 {
-                    chart
-                        .draw_series(std::iter::once(Circle::new(run[0], 2, style.filled())))
-                        .map_err(de)?;
-                } else {
-                    chart.draw_series(LineSeries::new(run, style)).map_err(de)?;
-                }
-            }
+        let builder = || {
+            let mut b = ChartBuilder::on(area);
+            b.margin_left(6)
+                .margin_right(18)
+                .margin_top(6)
+                .x_label_area_size(if last { 56 } else { 30 })
+                .y_label_area_size(78);
+            b
+        };
+        let axes = Axes {
+            x_desc: if last { c.x_desc.as_str() } else { "" },
+            x_labels,
+            x_fmt: &x_fmt,
+        };
+        if let Some((lo, hi)) = log_range(panel) {
+            let chart = builder()
+                .build_cartesian_2d(c.x_range.0..c.x_range.1, (lo..hi).log_scale())
+                .map_err(de)?;
+            draw_panel(chart, panel, c, &entries, &axes, Some(lo))?;
+        } else {
+            let (y0, y1) = panel.y_range.unwrap_or_else(|| {
+                let m = max_y(&panel.lines);
+                (0.0, if m > 0.0 { m * 1.08 } else { 1.0 })
+            });
+            let chart = builder()
+                .build_cartesian_2d(c.x_range.0..c.x_range.1, y0..y1)
+                .map_err(de)?;
+            draw_panel(chart, panel, c, &entries, &axes, None)?;
         }
     }
     draw_legend(&legend, &legend_entries(c))
@@ -547,12 +514,8 @@ fn marker_of(entries: &[(String, RGBColor, bool)], line: &Line) -> Option<(usize
     marker_shape(i, line.color).map(|s| (s, i))
 }
 
-fn draw_markers<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+fn draw_markers<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
     shape: usize,
     at: &[(f64, f64)],
     color: RGBColor,
@@ -573,4 +536,130 @@ fn draw_markers<DB: DrawingBackend>(
     }
     .map(|_| ())
     .map_err(de)
+}
+
+/// The x axis of a line chart's panels.
+struct Axes<'a> {
+    x_desc: &'a str,
+    x_labels: usize,
+    x_fmt: &'a dyn Fn(&f64) -> String,
+}
+
+/// How many times the largest line's mean may exceed the next largest line's before a panel
+/// switches to a log scale (one strategy moving GBs per step would flatten every other line).
+const LOG_SCALE_RATIO: f64 = 30.0;
+
+/// A log y range for a panel whose largest line dwarfs the others (by mean, so that one spike
+/// does not decide): from the decade below the smallest positive value to a little above the
+/// largest. `None` for a linear panel (a fixed range, fewer than two lines with a positive
+/// mean, or means within [`LOG_SCALE_RATIO`] of each other).
+pub(super) fn log_range(panel: &Panel) -> Option<(f64, f64)> {
+    if panel.y_range.is_some() {
+        return None;
+    }
+    let mut means: Vec<f64> = panel
+        .lines
+        .iter()
+        .map(|l| {
+            let ys: Vec<f64> = l.points.iter().filter_map(|p| p.1).collect();
+            ys.iter().sum::<f64>() / ys.len().max(1) as f64
+        })
+        .filter(|&m| m > 0.0)
+        .collect();
+    means.sort_by(|a, b| b.total_cmp(a));
+    let (&top, &next) = (means.first()?, means.get(1)?);
+    if top < next * LOG_SCALE_RATIO {
+        return None;
+    }
+    let top = max_y(&panel.lines);
+    let smallest = panel
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().filter_map(|p| p.1))
+        .filter(|&y| y > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let lo = 10f64.powf(smallest.log10().floor());
+    Some((lo, top * 1.5))
+}
+
+/// One panel's mesh, lines and markers, on a linear or (with `log_floor`) a log y axis; on a log
+/// axis, values below the floor (zero: nothing moved) break the line.
+fn draw_panel<DB: DrawingBackend, Y>(
+    mut chart: ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    panel: &Panel,
+    c: &LineChart,
+    entries: &[(String, RGBColor, bool)],
+    axes: &Axes,
+    log_floor: Option<f64>,
+) -> Result<()>
+where
+    Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let y_desc = match log_floor {
+        Some(_) => format!("{} (log scale)", panel.y_desc),
+        None => panel.y_desc.clone(),
+    };
+    chart
+        .configure_mesh()
+        .x_desc(axes.x_desc)
+        .y_desc(y_desc)
+        .axis_desc_style(font(DESC_PX))
+        .label_style(font(TICK_PX))
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .x_labels(axes.x_labels)
+        .y_labels(5)
+        .x_label_formatter(axes.x_fmt)
+        .y_label_formatter(&|y| tick(*y))
+        .draw()
+        .map_err(de)?;
+    let shown = |y: f64| log_floor.is_none_or(|f| y >= f);
+    for line in &panel.lines {
+        let style = ShapeStyle::from(&line.color).stroke_width(2);
+        // Each line's own marker shape, a few times along it and staggered from the other
+        // lines' markers, so that lines lying on top of each other stay told apart.
+        if let Some(shape) = marker_of(entries, line) {
+            let pts: Vec<(f64, f64)> = line
+                .points
+                .iter()
+                .filter_map(|&(x, y)| y.filter(|&y| shown(y)).map(|y| (x, y)))
+                .collect();
+            let (i, m) = (shape.1, entries.len().max(1));
+            let every = (pts.len() / MARKERS_PER_LINE).max(1);
+            let at: Vec<(f64, f64)> = (0..MARKERS_PER_LINE)
+                .map(|j| j * every + (i * every) / m)
+                .filter_map(|k| pts.get(k).copied())
+                .collect();
+            draw_markers(&mut chart, shape.0, &at, line.color)?;
+        }
+        // A `None` (or, on a log axis, a value below its floor) breaks the line into runs.
+        let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+        let mut run: Vec<(f64, f64)> = Vec::new();
+        for &(x, y) in &line.points {
+            match y.filter(|&y| shown(y)) {
+                Some(y) => run.push((x, y)),
+                None => runs.push(std::mem::take(&mut run)),
+            }
+        }
+        runs.push(run);
+        for run in runs.into_iter().filter(|r| !r.is_empty()) {
+            if c.markers {
+                chart
+                    .draw_series(run.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                    .map_err(de)?;
+            }
+            if line.dashed {
+                chart
+                    .draw_series(DashedLineSeries::new(run, 7, 5, style))
+                    .map_err(de)?;
+            } else if run.len() == 1 {
+                chart
+                    .draw_series(std::iter::once(Circle::new(run[0], 2, style.filled())))
+                    .map_err(de)?;
+            } else {
+                chart.draw_series(LineSeries::new(run, style)).map_err(de)?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -332,6 +332,49 @@ mod tests {
         }
     }
 
+    fn line(ys: &[f64]) -> Line {
+        Line {
+            label: format!("{ys:?}"),
+            color: PALETTE[0],
+            dashed: false,
+            points: ys
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| (i as f64, Some(y)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_line_that_dwarfs_the_others_puts_its_panel_on_a_log_scale() {
+        let panel = |lines: Vec<Line>| Panel {
+            y_desc: "GB".into(),
+            y_range: None,
+            lines,
+        };
+        // Means 6.5 and 0.005: 1300x apart. From the decade below 0.004 (0.001) to 1.5 x 7.
+        let p = panel(vec![
+            line(&[6.0, 7.0]),
+            line(&[0.004, 0.006]),
+            line(&[0.0, 0.0]),
+        ]);
+        let (lo, hi) = log_range(&p).unwrap();
+        assert_eq!(lo, 0.001);
+        assert!((hi - 10.5).abs() < 1e-12, "{hi}");
+        // A spike does not decide: means 3.5 and 2.0 (the spike's 40 is one point of 20).
+        let mut spiky = vec![0.0; 19];
+        spiky.push(40.0);
+        assert_eq!(
+            log_range(&panel(vec![line(&[3.0, 4.0]), line(&spiky)])),
+            None
+        );
+        // One line with anything in it, or a fixed range (alpha), stays linear.
+        assert_eq!(log_range(&panel(vec![line(&[6.0]), line(&[0.0])])), None);
+        let mut fixed = panel(vec![line(&[6.0]), line(&[0.001])]);
+        fixed.y_range = Some((0.0, 1.0));
+        assert_eq!(log_range(&fixed), None);
+    }
+
     #[test]
     fn tick_labels_keep_three_significant_digits() {
         assert_eq!(tick(0.0), "0");
@@ -393,7 +436,8 @@ mod tests {
             "hbm + none",
             "ext + none",
             "initial.weights_on_hbm",
-            "decode_time_s",
+            // The metric by its human name, with its unit.
+            "decode time (s)",
         ] {
             assert!(labels.contains(&want), "{want} missing from {labels:?}");
         }
