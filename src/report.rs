@@ -74,23 +74,95 @@ pub fn html(scenario: &Scenario, c: &Comparison, pairs: &[PairSeries]) -> Result
     if let Some(n) = &c.idealized {
         let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(n));
     }
+    let charts = if pairs.is_empty() {
+        Vec::new()
+    } else {
+        plot::charts(c, pairs)
+    };
+    // Charts grouped by what they plot (across placements), in this order; the decode-time
+    // bars lead the summary instead.
+    const GROUPS: [(&str, &str); 5] = [
+        ("alpha-", "Alpha per decode step"),
+        ("step-time-", "Time per decode step"),
+        ("occupancy-", "HBM KV occupancy"),
+        ("moved-", "Bytes moved per step"),
+        ("heatmap-", "Attention alpha, layer by step"),
+    ];
+    let present: Vec<(&str, &str)> = GROUPS
+        .iter()
+        .copied()
+        .filter(|(prefix, _)| charts.iter().any(|ch| ch.name.starts_with(prefix)))
+        .collect();
 
-    h.push_str(
-        "<h2>Scenario</h2>\n<table id=\"scenario\">\n<tr><th>quantity</th><th>value</th></tr>\n",
-    );
-    for (k, v) in scenario_rows(scenario) {
-        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(&v));
+    h.push_str("<nav id=\"contents\">\n<h2>Contents</h2>\n<ol>\n");
+    h.push_str("<li><a href=\"#summary\">Summary</a></li>\n<li><a href=\"#comparison\">Comparison</a></li>\n");
+    if !present.is_empty() {
+        h.push_str("<li><a href=\"#charts\">Charts</a><ol>\n");
+        for (prefix, title) in &present {
+            let _ = writeln!(
+                h,
+                "<li><a href=\"#group-{}\">{}</a></li>",
+                prefix.trim_end_matches('-'),
+                escape(title)
+            );
+        }
+        h.push_str("</ol></li>\n");
     }
-    h.push_str("</table>\n");
+    h.push_str("<li><a href=\"#scenario\">Scenario</a></li>\n</ol>\n</nav>\n");
 
-    h.push_str("<h2>Comparison</h2>\n");
+    // Summary: the best pairs, the two bounds in words, the decode-time chart.
+    h.push_str("<h2 id=\"summary\">Summary</h2>\n");
+    let best: Vec<(&str, &str, f64)> = c
+        .rows
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Summary(s) => {
+                Some((r.placement.as_str(), r.migration.as_str(), s.decode_time_s))
+            }
+            Outcome::Error(_) => None,
+        })
+        .take(3)
+        .collect();
+    if !best.is_empty() {
+        h.push_str("<p>Best pairs:</p>\n<ol class=\"best\">\n");
+        for (p, m, t) in &best {
+            let vs = c
+                .placement_bound_s
+                .map(|b| format!(", {:.4}x the placement bound", t / b))
+                .unwrap_or_default();
+            let _ = writeln!(
+                h,
+                "<li><b>{} + {}</b>: {t:.6} s{vs}</li>",
+                escape(p),
+                escape(m)
+            );
+        }
+        h.push_str("</ol>\n");
+    }
+    if let (Some(b), Some(p)) = (c.ideal_bound_s, c.placement_bound_s) {
+        let _ = writeln!(
+            h,
+            "<p>Two lower bounds frame every time. The <b>ideal bound</b>, {b:.6} s, lets every byte, weights included, be split freely between HBM and the external memory: no schedule reaches it while the weights stay where the scenario puts them. The <b>placement bound</b>, {p:.6} s, keeps the weights where they are and gives each attention sublayer the best split of its own KV within the budget (SPEC 13): no KV placement or migration can beat it. A pair's <i>x placement</i> says how far it is from the best any KV strategy could do here.</p>"
+        );
+    }
+    if let Some(ch) = charts.iter().find(|ch| ch.name == "decode-time") {
+        let _ = writeln!(
+            h,
+            "<figure id=\"{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>",
+            escape(&ch.name),
+            inline_svg(&ch.svg()?),
+            escape(&ch.caption)
+        );
+    }
+
+    h.push_str("<h2 id=\"comparison\">Comparison</h2>\n");
     if let (Some(b), Some(p)) = (c.ideal_bound_s, c.placement_bound_s) {
         let _ = writeln!(
             h,
             "<p>Ideal bound (every byte split freely between the tiers): {b:.6} s. Placement bound (weights where the scenario puts them, each attention sublayer's KV at its best split): {p:.6} s. Rows best first.</p>"
         );
     }
-    h.push_str("<table id=\"comparison\">\n<tr>");
+    h.push_str("<table id=\"comparison-table\">\n<tr>");
     let extra = c.best_static_s.map(|_| "x best static");
     for col in compare::HEADER.iter().copied().chain(extra) {
         let _ = write!(h, "<th>{}</th>", escape(col));
@@ -127,11 +199,18 @@ pub fn html(scenario: &Scenario, c: &Comparison, pairs: &[PairSeries]) -> Result
         h.push_str("</ul>\n");
     }
 
-    h.push_str("<h2>Charts</h2>\n<div class=\"charts\">\n");
-    if pairs.is_empty() {
+    h.push_str("<h2 id=\"charts\">Charts</h2>\n");
+    if charts.is_empty() {
         h.push_str("<p>No pair ran, so there is nothing to plot.</p>\n");
-    } else {
-        for chart in plot::charts(c, pairs) {
+    }
+    for (prefix, title) in &present {
+        let _ = writeln!(
+            h,
+            "<h3 id=\"group-{}\">{}</h3>\n<div class=\"charts\">",
+            prefix.trim_end_matches('-'),
+            escape(title)
+        );
+        for chart in charts.iter().filter(|ch| ch.name.starts_with(prefix)) {
             let _ = writeln!(
                 h,
                 "<figure id=\"{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>",
@@ -140,8 +219,17 @@ pub fn html(scenario: &Scenario, c: &Comparison, pairs: &[PairSeries]) -> Result
                 escape(&chart.caption)
             );
         }
+        h.push_str("</div>\n");
     }
-    h.push_str("</div>\n</body>\n</html>\n");
+
+    h.push_str(
+        "<h2 id=\"scenario\">Scenario</h2>\n<table id=\"scenario-table\">\n<tr><th>quantity</th><th>value</th></tr>\n",
+    );
+    for (k, v) in scenario_rows(scenario) {
+        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(&v));
+    }
+    h.push_str("</table>\n");
+    h.push_str("</body>\n</html>\n");
     Ok(h)
 }
 

@@ -268,6 +268,18 @@ pub fn render(summaries: &[Summary], format: Format) -> Result<String> {
 }
 
 /// The derived sizes of a scenario as `kvtier scenario show` prints them (and the report).
+/// An enum as a scenario file writes it: `NearData` is `near_data` (serde's snake_case).
+fn as_written(v: &impl std::fmt::Debug) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{v:?}").chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
 pub fn scenario_rows(sc: &Scenario) -> Vec<(&'static str, String)> {
     let s = &sc.sizes;
     let f = &sc.file;
@@ -296,9 +308,9 @@ pub fn scenario_rows(sc: &Scenario) -> Vec<(&'static str, String)> {
         (
             "weights on HBM",
             format!(
-                "{} ({:?}, share {})",
+                "{} ({}, share {})",
                 gbs(s.weights_on_hbm_bytes),
-                f.initial.weights_layout,
+                as_written(&f.initial.weights_layout),
                 f.initial.weights_on_hbm
             ),
         ),
@@ -314,9 +326,9 @@ pub fn scenario_rows(sc: &Scenario) -> Vec<(&'static str, String)> {
         (
             "prefill KV on HBM at start",
             format!(
-                "{} ({:?}, share {})",
+                "{} ({}, share {})",
                 gbs(s.initial_hbm_kv_bytes),
-                f.initial.prefill_kv_layout,
+                as_written(&f.initial.prefill_kv_layout),
                 f.initial.prefill_kv_on_hbm
             ),
         ),
@@ -354,11 +366,11 @@ pub fn scenario_rows(sc: &Scenario) -> Vec<(&'static str, String)> {
         (
             "link duplex / access / hierarchy / overlap / migration",
             format!(
-                "{:?} / {:?} / {:?} / {:?} / {}",
-                f.ext.link_duplex,
-                f.ext.access,
-                f.memory.hierarchy,
-                f.memory.overlap,
+                "{} / {} / {} / {} / {}",
+                as_written(&f.ext.link_duplex),
+                as_written(&f.ext.access),
+                as_written(&f.memory.hierarchy),
+                as_written(&f.memory.overlap),
                 f.memory.migration.name()
             ),
         ),

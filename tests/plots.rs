@@ -405,10 +405,44 @@ fn report_is_one_self_contained_file() {
         assert!(!lower.contains(bad), "the report contains {bad:?}");
     }
     assert!(html.starts_with("<!DOCTYPE html>"));
-    // Scenario summary, comparison table, charts.
-    assert!(html.contains("<table id=\"scenario\">"));
+    // Contents, then the summary (best pairs, the bounds in words, the decode-time chart), the
+    // comparison table, the charts grouped by metric, the scenario's sizes.
+    let at = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s:?} missing"));
+    let order = [
+        "<nav id=\"contents\">",
+        "<h2 id=\"summary\">",
+        "<figure id=\"decode-time\">",
+        "<table id=\"comparison-table\">",
+        "<h3 id=\"group-alpha\">Alpha per decode step</h3>",
+        "<h3 id=\"group-moved\">Bytes moved per step</h3>",
+        "<table id=\"scenario-table\">",
+    ];
+    for w in order.windows(2) {
+        assert!(at(w[0]) < at(w[1]), "{} is not before {}", w[0], w[1]);
+    }
+    for link in [
+        "#summary",
+        "#comparison",
+        "#group-alpha",
+        "#group-step-time",
+        "#scenario",
+    ] {
+        assert!(
+            html.contains(&format!("<a href=\"{link}\">")),
+            "no link to {link}"
+        );
+    }
+    // tiny: hbm + none (71 s) is the best pair; the placement bound is 59 s (71 / 59 = 1.2034).
+    assert!(
+        html.contains("<li><b>hbm + none</b>: 71.000000 s, 1.2034x the placement bound</li>"),
+        "best pairs"
+    );
     assert!(html.contains("KV entry k (one position, one layer, whole batch)"));
-    assert!(html.contains("<table id=\"comparison\">"));
+    // Enums as a scenario file writes them, not as Rust names them.
+    assert!(
+        html.contains("shared / fetch / exclusive / max / sync"),
+        "enum names"
+    );
     assert!(html.contains("<td>hbm</td><td>none</td><td class=\"num\">71.000000</td>"));
     assert!(html.contains("<td>ext</td><td>alpha</td>"));
     assert!(html.matches("<svg").count() >= 10, "inline charts");
@@ -516,7 +550,7 @@ fn report_loads_in_headless_chromium_without_errors() {
     let log = stderr(&o);
     assert!(o.status.success(), "chromium failed: {log}");
     // The page was parsed and laid out: the table and the inline charts are in its DOM.
-    assert!(dom.contains("<table id=\"comparison\">"), "{dom}");
+    assert!(dom.contains("<table id=\"comparison-table\">"), "{dom}");
     assert!(dom.contains("<svg"), "{dom}");
     // No console messages (errors, failed loads) from the page.
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
