@@ -579,6 +579,53 @@ pub struct SweepPoint {
 ///
 /// `metric` names the quantity with its unit (`decode_time_s`, `x_ideal`); the chart is named
 /// `sweep-METRIC-KEY` and its sidecar has columns `pair,key_value,METRIC`.
+/// A swept key's axis name: what the field is, with its unit, then the key itself (what the
+/// reader would vary): `weights on HBM (share) · initial.weights_on_hbm`. Keys not in the table
+/// (script parameters, rare fields) are shown as they are.
+pub(super) fn key_axis_name(key: &str) -> String {
+    const NAMES: [(&str, &str); 30] = [
+        ("weights_on_hbm", "weights on HBM (share)"),
+        ("prefill_kv_on_hbm", "prefill KV on HBM (share)"),
+        ("batch", "batch (sequences)"),
+        ("prefill", "prefill (positions)"),
+        ("decode", "decode (steps)"),
+        ("layers", "layers"),
+        ("rate", "tokens skipped (share)"),
+        ("layer_skip_rate", "layers skipped (share)"),
+        ("mlp_skip_rate", "MLP sublayers skipped (share)"),
+        ("young_skip", "new entries skipped early (share)"),
+        ("bandwidth", "HBM bandwidth"),
+        ("capacity", "HBM capacity"),
+        ("kv_budget", "HBM KV budget"),
+        ("link_bandwidth", "link bandwidth"),
+        ("link_read_bandwidth", "link read bandwidth"),
+        ("link_write_bandwidth", "link write bandwidth"),
+        ("internal_bandwidth", "bandwidth inside EXT"),
+        ("copy_read_bandwidth", "copy engine, promotions"),
+        ("copy_write_bandwidth", "copy engine, demotions"),
+        ("flops", "GPU compute"),
+        ("sublayer_overhead", "fixed cost per sublayer"),
+        ("block_tokens", "KV block (positions)"),
+        ("lookahead", "look-ahead (steps)"),
+        ("hierarchy", "memory hierarchy"),
+        ("migration", "migration mode"),
+        ("link_duplex", "link duplex"),
+        ("access", "EXT access"),
+        ("overlap", "overlap of the two memories"),
+        ("prefill_kv_layout", "prefill KV layout"),
+        ("weights_layout", "weights layout"),
+    ];
+    if key == crate::sweep::SCENARIO_KEY {
+        return "scenario file".into();
+    }
+    let field = key.rsplit('.').next().unwrap_or(key);
+    match NAMES.iter().find(|(f, _)| *f == field) {
+        // policy.params.lookahead is a script parameter, not the scenario's look-ahead.
+        Some((_, name)) if !key.starts_with("policy.params.") => format!("{name} · {key}"),
+        _ => key.to_string(),
+    }
+}
+
 pub fn sweep_chart(metric: &str, key: &str, points: &[SweepPoint]) -> Chart {
     let mut values: Vec<&str> = Vec::new();
     let mut pairs: Vec<&str> = Vec::new();
@@ -637,7 +684,7 @@ pub fn sweep_chart(metric: &str, key: &str, points: &[SweepPoint]) -> Chart {
         data_csv: data,
         spec: Spec::Lines(LineChart {
             title: format!("{} against {key}", crate::sweep_view::column_header(metric)),
-            x_desc: key.to_string(),
+            x_desc: key_axis_name(key),
             x_range,
             x_categories: numeric
                 .is_none()

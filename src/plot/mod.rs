@@ -376,6 +376,24 @@ mod tests {
     }
 
     #[test]
+    fn swept_keys_get_a_human_name_and_keep_the_key() {
+        assert_eq!(
+            key_axis_name("workload.batch"),
+            "batch (sequences) · workload.batch"
+        );
+        assert_eq!(
+            key_axis_name("ext.link_bandwidth"),
+            "link bandwidth · ext.link_bandwidth"
+        );
+        // A script parameter is shown as it is, even when a scenario field has its name.
+        assert_eq!(
+            key_axis_name("policy.params.lookahead"),
+            "policy.params.lookahead"
+        );
+        assert_eq!(key_axis_name("scenario"), "scenario file");
+    }
+
+    #[test]
     fn tick_labels_keep_three_significant_digits() {
         assert_eq!(tick(0.0), "0");
         assert_eq!(tick(0.25), "0.25");
@@ -435,8 +453,8 @@ mod tests {
         for want in [
             "hbm + none",
             "ext + none",
-            "initial.weights_on_hbm",
-            // The metric by its human name, with its unit.
+            // The key by its human name and unit, then as written; the metric likewise.
+            "weights on HBM (share) · initial.weights_on_hbm",
             "decode time (s)",
         ] {
             assert!(labels.contains(&want), "{want} missing from {labels:?}");
