@@ -439,7 +439,8 @@ impl Memory {
         if r.queued_count > 0 {
             want.subtract(&r.queued);
         }
-        let wanted = want.count().min(cap_entries);
+        let available = want.count();
+        let wanted = available.min(cap_entries);
         let room = (self.budget_bytes - self.hbm_used_bytes) / k;
         let moved = wanted.min(room);
         self.counters.refused_bytes += (wanted - moved) * k;
@@ -450,8 +451,13 @@ impl Memory {
         self.hbm_used_bytes += b;
         match job {
             None => {
-                for p in want.iter_rev().take(moved as usize) {
-                    r.hbm.insert(p);
+                if moved == available {
+                    // Every wanted entry moves: one word-wise union, not a bit at a time.
+                    r.hbm.union_with(&want);
+                } else {
+                    for p in want.iter_rev().take(moved as usize) {
+                        r.hbm.insert(p);
+                    }
                 }
                 r.hbm_count += moved;
                 c.move_up(b);
