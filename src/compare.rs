@@ -340,7 +340,7 @@ pub fn render(c: &Comparison, format: Format, by: GroupBy) -> Result<String> {
                     },
                 })
                 .collect();
-            crate::records::render(&records, format).expect("CSV or JSON")
+            crate::records::csv_or_json(&records, format == Format::Json)
         }
         Format::Table | Format::Markdown => {
             let preset = if format == Format::Markdown {

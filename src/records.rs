@@ -176,6 +176,15 @@ pub fn json(records: &[RunRecord]) -> Result<String> {
     Ok(out)
 }
 
+/// [`json`] if `json`, else [`csv`].
+pub fn csv_or_json(records: &[RunRecord], json: bool) -> Result<String> {
+    if json {
+        self::json(records)
+    } else {
+        csv(records)
+    }
+}
+
 /// [`csv`] or [`json`] by format (`None` for table and markdown).
 pub fn render(records: &[RunRecord], format: crate::results::Format) -> Option<Result<String>> {
     match format {

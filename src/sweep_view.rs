@@ -236,7 +236,7 @@ pub fn render(r: &SweepResult, format: Format) -> Result<String> {
                 },
             })
             .collect();
-        return crate::records::render(&records, format).expect("CSV or JSON");
+        return crate::records::csv_or_json(&records, format == Format::Json);
     }
     let cols: Vec<(&str, &str, Shown)> = def.columns.iter().map(|c| column(c)).collect();
     let (note, per_row_note) = common_note(&rows);

@@ -127,6 +127,17 @@ fn shares_and_rates_in_the_examples_are_floats() {
     }
 }
 
+/// stdout of a command that must succeed (its stderr in the failure message).
+fn stdout_of(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The text of the fenced block of `lang` that follows `after` in `doc`.
 fn block_after<'a>(doc: &'a str, after: &str, lang: &str) -> &'a str {
     let from = doc
@@ -171,16 +182,7 @@ fn the_write_a_strategy_walkthrough_gives_the_outputs_it_shows() {
         .unwrap()
         .trim_end_matches("...")
         .to_string();
-    let out = kvtier()
-        .args(["check", "my/prior_keep_sinks.rhai"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = String::from_utf8(out.stdout).unwrap();
+    let got = stdout_of(kvtier().args(["check", "my/prior_keep_sinks.rhai"]));
     assert!(got.starts_with(&expected), "page: {expected}\ngot:  {got}");
 
     // The mistake the page shows, and its error, word for word.
@@ -205,27 +207,18 @@ fn the_write_a_strategy_walkthrough_gives_the_outputs_it_shows() {
         .join("scenarios/seed-w100.toml")
         .display()
         .to_string();
-    let out = kvtier()
-        .args([
-            "compare",
-            &seed,
-            "--placement",
-            "prefer_hbm",
-            "--migration",
-            "prior",
-            "my/prior_keep_sinks.rhai",
-            "none",
-            "--format",
-            "markdown",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = String::from_utf8(out.stdout).unwrap();
+    let got = stdout_of(kvtier().args([
+        "compare",
+        &seed,
+        "--placement",
+        "prefer_hbm",
+        "--migration",
+        "prior",
+        "my/prior_keep_sinks.rhai",
+        "none",
+        "--format",
+        "markdown",
+    ]));
     let cells =
         |line: &str| -> Vec<String> { line.split('|').map(|c| c.trim().to_string()).collect() };
     for row in table.lines().skip(2) {

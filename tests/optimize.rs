@@ -12,38 +12,16 @@ use kvtier::scenario::Scenario;
 use kvtier::tokenset::TokenSet;
 use proptest::prelude::*;
 
-/// A small heavy-hitter scenario: 2 layers, entries of 100 B, `prefill + decode` positions.
+/// A small heavy-hitter scenario: 2 layers, entries of 100 B, `prefill + decode` positions
+/// (common::spy::small with half the prefill KV on HBM and a heavy-hitter trace of `seed`).
 fn small_hh(prefill: u64, decode: u64, budget: u64, seed: u64, extra: &str) -> Scenario {
-    let text = format!(
-        r#"
-name = "small-hh"
-seed = {seed}
-[model]
-layers = 2
-params = 600
-dtype_bytes = 2
-kv_bytes = "100 B"
-[workload]
-prefill = {prefill}
-decode = {decode}
-[hbm]
-capacity = "{cap} B"
-bandwidth = "100 B/s"
-[ext]
-link_bandwidth = "20 B/s"
-internal_bandwidth = "40 B/s"
-[initial]
-prefill_kv_on_hbm = 0.5
-[skip]
-source = "heavy_hitter"
-rate = 0.4
-sinks = 1
-recent = 2
-page = 1
-dense_layers = 0
-{extra}
-"#,
-        cap = 1200 + budget
+    let skip =
+        "source = \"heavy_hitter\"\nrate = 0.4\nsinks = 1\nrecent = 2\npage = 1\ndense_layers = 0";
+    let extra = format!("[initial]\nprefill_kv_on_hbm = 0.5\n{extra}");
+    let text = common::spy::small_text(prefill, decode, budget, skip, &extra).replacen(
+        "seed = 7",
+        &format!("seed = {seed}"),
+        1,
     );
     Scenario::from_toml(&text, None).unwrap()
 }

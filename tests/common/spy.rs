@@ -143,7 +143,22 @@ pub fn tiny() -> Scenario {
 /// A small scenario: 2 layers, entries of 100 B, weights 1200 B (all on HBM, capacity adds the
 /// KV budget), tiny's bandwidths; `extra` adds or replaces sections.
 pub fn small(prefill: u64, decode: u64, kv_budget_bytes: u64, skip: &str, extra: &str) -> Scenario {
-    let text = format!(
+    Scenario::from_toml(
+        &small_text(prefill, decode, kv_budget_bytes, skip, extra),
+        None,
+    )
+    .unwrap()
+}
+
+/// The TOML of [`small`] (seed 7), for tests that change it further.
+pub fn small_text(
+    prefill: u64,
+    decode: u64,
+    kv_budget_bytes: u64,
+    skip: &str,
+    extra: &str,
+) -> String {
+    format!(
         r#"
 name = "small"
 seed = 7
@@ -166,6 +181,5 @@ internal_bandwidth = "40 B/s"
 {extra}
 "#,
         cap = 1200 + kv_budget_bytes
-    );
-    Scenario::from_toml(&text, None).unwrap()
+    )
 }
