@@ -11,7 +11,7 @@ use kvtier::compare::{Comparison, GroupBy, PairSeries};
 use kvtier::engine::Policy;
 use kvtier::policy::{self, Kind, PolicyRef};
 use kvtier::results::{render, Format, Summary};
-use kvtier::scenario::{ByteSize, MigrationMode, Scenario, ScenarioFile};
+use kvtier::scenario::{MigrationMode, Scenario};
 use kvtier::series::StepSeries;
 use kvtier::trace::{self, stats, TraceFormat};
 use kvtier::{simulate, simulate_into};
@@ -499,27 +499,6 @@ pub fn trace_stats(input: &Path, format: Format, sinks: usize, recent: usize) ->
     Ok(())
 }
 
-fn peak_rss_mb() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// The scenario with a different prefill length. An explicit KV budget keeps its headroom over
-/// the initial HBM KV, so the budget is reached at the same decode step as in the original.
-fn with_prefill(base: &Scenario, prefill: u64, path: &Path) -> Result<Scenario> {
-    let mut f: ScenarioFile = base.file.clone();
-    f.workload.prefill = prefill;
-    if let Some(budget) = base.file.hbm.kv_budget {
-        let headroom = budget.0 - base.sizes.initial_hbm_kv_bytes;
-        f.hbm.kv_budget = Some(ByteSize(u64::MAX / 4));
-        let probe = Scenario::from_file(f.clone(), Some(path))?;
-        f.hbm.kv_budget = Some(ByteSize(probe.sizes.initial_hbm_kv_bytes + headroom));
-    }
-    Scenario::from_file(f, Some(path))
-}
-
 pub fn bench(
     path: &Path,
     repeat: usize,
@@ -532,7 +511,7 @@ pub fn bench(
     let base = Scenario::load(path)?;
     let mut sizes = vec![base.clone()];
     for &p in prefills {
-        sizes.push(with_prefill(&base, p, path)?);
+        sizes.push(kvtier::bench::with_prefill(&base, p)?);
     }
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; figures are meaningless (use cargo run --release)");
@@ -607,10 +586,43 @@ pub fn bench(
         base.name, base.file.skip.source
     );
     println!("{t}");
-    if let Some(mb) = peak_rss_mb() {
+    if let Some(mb) = kvtier::bench::peak_rss_mb() {
         println!("peak RSS: {mb:.1} MB");
     }
     Ok(())
+}
+
+/// `kvtier bench --floor / --pairs / --compare / --long / --v2`: the ratios of issue 16.
+pub fn bench_ratios(
+    path: &Path,
+    opts: kvtier::bench::RatioOptions,
+    params: &[String],
+) -> Result<()> {
+    let sc = Scenario::load(path)?;
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; figures are meaningless (use cargo run --release)");
+    }
+    let bar = kvtier::output::Progress::new(opts.repeat.max(1), "repeats");
+    let lines = kvtier::bench::ratios(&sc, &opts, params, &|| bar.tick())?;
+    bar.finish();
+    println!(
+        "bench: {} ({} positions, skip source {:?}), medians of {} interleaved repeats",
+        sc.name,
+        sc.sizes.positions(),
+        sc.file.skip.source,
+        opts.repeat.max(1)
+    );
+    println!("{}", kvtier::bench::render(&lines));
+    if let Some(mb) = kvtier::bench::peak_rss_mb() {
+        println!("peak RSS of this process: {mb:.1} MB");
+    }
+    Ok(())
+}
+
+/// The reference pairs (every script under policies/placement with every one under
+/// policies/migration), as `kvtier compare` runs them by default.
+pub fn reference_pairs() -> Result<Vec<kvtier::compare::Pair>> {
+    pairs_of((&[], &[], false))
 }
 
 pub fn watch(opts: kvtier::watch::WatchOptions) -> Result<()> {

@@ -18,6 +18,7 @@ use crate::policy::{self, PolicyRef};
 use crate::results::{gb, opt, Format, Summary};
 use crate::scenario::Scenario;
 use crate::series::StepSeries;
+use crate::trace::{self, shared::SharedTrace, TraceSource};
 
 /// The outcome of one pair.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -98,7 +99,10 @@ pub fn cross(placements: &[PolicyRef], migrations: &[PolicyRef]) -> Vec<Pair> {
         .collect()
 }
 
-/// Runs every pair on `scenario` on the rayon pool; writes each pair's per-sublayer CSV into
+/// How many pairs share one trace at most (one thread each); more run in groups of this size.
+const SHARED_GROUP: usize = 64;
+
+/// Runs every pair on `scenario`, the trace produced once and shared by all; writes each pair's per-sublayer CSV into
 /// `csv_dir` if given.
 pub fn compare(
     scenario: &Scenario,
@@ -142,34 +146,67 @@ pub fn run_pairs(
     if let Some(d) = csv_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    let runs: Vec<(PairRow, Option<StepSeries>)> = pairs
-        .par_iter()
-        .map(|(p, m)| {
-            let mut series = collect.then(|| StepSeries::new(scenario));
-            let mut run = || -> Result<Summary> {
-                let mut pol = policy::build_for(scenario, p, m, params.clone(), None)?;
-                let csv = csv_dir.map(|d| d.join(format!("{}__{}.csv", p.label(), m.label())));
-                match series.as_mut() {
-                    Some(s) => crate::simulate_into(scenario, pol.as_mut(), csv.as_deref(), s),
-                    None => crate::simulate(scenario, pol.as_mut(), csv.as_deref()),
-                }
+    let run_one = |(p, m): &Pair, source: Option<Box<dyn TraceSource>>| {
+        let mut series = collect.then(|| StepSeries::new(scenario));
+        let run = || -> Result<Summary> {
+            let mut pol = policy::build_for(scenario, p, m, params.clone(), None)?;
+            let csv = csv_dir.map(|d| d.join(format!("{}__{}.csv", p.label(), m.label())));
+            let source = match source {
+                Some(s) => s,
+                None => trace::open(scenario)?,
             };
-            let outcome = match crate::no_panic(&mut run) {
-                Ok(s) => Outcome::Summary(Box::new(s)),
-                Err(e) => {
-                    series = None;
-                    Outcome::Error(format!("{e:#}"))
-                }
+            let mut discard = crate::engine::Discard;
+            let extra: &mut dyn crate::engine::RecordSink = match series.as_mut() {
+                Some(s) => s,
+                None => &mut discard,
             };
-            let row = PairRow {
-                placement: p.label(),
-                migration: m.label(),
-                outcome,
-            };
-            done();
-            (row, series)
-        })
-        .collect();
+            crate::simulate_traced(scenario, source, pol.as_mut(), csv.as_deref(), extra)
+        };
+        let outcome = match crate::no_panic(run) {
+            Ok(s) => Outcome::Summary(Box::new(s)),
+            Err(e) => {
+                series = None;
+                Outcome::Error(format!("{e:#}"))
+            }
+        };
+        let row = PairRow {
+            placement: p.label(),
+            migration: m.label(),
+            outcome,
+        };
+        done();
+        (row, series)
+    };
+    let mut runs: Vec<(PairRow, Option<StepSeries>)> = Vec::with_capacity(pairs.len());
+    for group in pairs.chunks(SHARED_GROUP) {
+        match trace::open_direct(scenario) {
+            // One trace for the group, one thread per pair (see `trace::shared`).
+            Ok(source) if group.len() > 1 => {
+                let step_bytes =
+                    scenario.sizes.layers * scenario.sizes.positions().div_ceil(64) * 8;
+                let shared = SharedTrace::new(source, group.len(), step_bytes);
+                let readers: Vec<_> = (0..group.len()).map(|i| shared.reader(i)).collect();
+                std::thread::scope(|s| {
+                    let threads: Vec<_> = group
+                        .iter()
+                        .zip(readers)
+                        .map(|(pair, r)| s.spawn(move || run_one(pair, Some(Box::new(r)))))
+                        .collect();
+                    for t in threads {
+                        runs.push(t.join().expect("a pair's panic is caught in its run"));
+                    }
+                });
+            }
+            // A lone pair, or a trace that does not open: each pair on its own (then each
+            // reports the trace's error).
+            _ => runs.extend(
+                group
+                    .par_iter()
+                    .map(|p| run_one(p, None))
+                    .collect::<Vec<_>>(),
+            ),
+        }
+    }
     let mut rows = Vec::with_capacity(runs.len());
     let mut collected = Vec::new();
     for (row, series) in runs {

@@ -5,6 +5,7 @@
 //! [`scenario`] -> [`memory`] + [`trace`] -> [`engine`] (calls a [`engine::Policy`]) ->
 //! [`results`].
 
+pub mod bench;
 pub mod bounds;
 pub mod compare;
 pub mod digest;
@@ -80,14 +81,26 @@ pub fn simulate_into(
     csv: Option<&Path>,
     extra: &mut dyn RecordSink,
 ) -> Result<Summary> {
+    simulate_traced(scenario, trace::open(scenario)?, policy, csv, extra)
+}
+
+/// [`simulate_into`] with the trace read from `source` (a [`trace::shared::SharedReader`] when
+/// several runs share one trace).
+pub fn simulate_traced(
+    scenario: &Scenario,
+    source: Box<dyn trace::TraceSource>,
+    policy: &mut dyn Policy,
+    csv: Option<&Path>,
+    extra: &mut dyn RecordSink,
+) -> Result<Summary> {
     let totals = match csv {
-        None => engine::run(scenario, policy, extra)?,
+        None => engine::run_with_trace(scenario, source, policy, extra)?,
         Some(path) => {
             let mut totals = None;
             output::write_atomic(path, |w| {
                 let mut sink = CsvSink::new(w)?;
                 let mut tee = engine::Tee(&mut sink, extra);
-                totals = Some(engine::run(scenario, policy, &mut tee)?);
+                totals = Some(engine::run_with_trace(scenario, source, policy, &mut tee)?);
                 Ok(())
             })?;
             let summary = Summary::new(

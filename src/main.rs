@@ -90,7 +90,7 @@ enum Command {
     },
     /// Time runs of a scenario (release builds) and print medians.
     #[command(
-        after_help = "Examples:\n  kvtier bench scenarios/seed-w100.toml --repeat 9\n  kvtier bench scenarios/seed-w100.toml --placement prefer_hbm --migration alpha --modes sync,async"
+        after_help = "Examples:\n  kvtier bench scenarios/seed-w100.toml --repeat 9\n  kvtier bench scenarios/seed-w100.toml --floor --repeat 7\n  kvtier bench scenarios/seed-w100.toml --all\n  kvtier bench scenarios/seed-w100.toml --placement prefer_hbm --migration alpha --modes sync,async"
     )]
     Bench {
         /// Scenario file (TOML; every field in docs/scenario.md).
@@ -114,6 +114,30 @@ enum Command {
         /// by run, and print each mode's median as a ratio to the first mode's.
         #[arg(long, value_delimiter = ',', value_name = "MODE,...")]
         modes: Vec<kvtier::scenario::MigrationMode>,
+        /// Ratios: also time the floor (the bare accounting of the scenario, trace in memory),
+        /// the trace generation alone and the engine's own CPU time, and print the native run
+        /// against the floor and the generation against the engine.
+        #[arg(long)]
+        floor: bool,
+        /// Ratios: also time every reference pair (policies/placement x policies/migration)
+        /// against the native run.
+        #[arg(long)]
+        pairs: bool,
+        /// Ratios: also run the reference pairs as one comparison, against the sum of their
+        /// one-by-one times (implies --pairs).
+        #[arg(long)]
+        compare: bool,
+        /// Ratios: also time the native run at this prefill, per 1K positions, against the
+        /// scenario's own, with its peak RSS.
+        #[arg(long, value_name = "PREFILL")]
+        long: Option<u64>,
+        /// Ratios: also time prefer_hbm + alpha with the v2 features on (async copies, KV blocks,
+        /// compute) against the same pair without them.
+        #[arg(long)]
+        v2: bool,
+        /// Ratios: all of the above, with --long 1000000.
+        #[arg(long)]
+        all: bool,
     },
     /// Run every (placement, migration) pair of a scenario, in parallel, and rank them.
     #[command(
@@ -687,6 +711,56 @@ fn dispatch(c: Command) -> Result<()> {
             migration,
             params,
             modes,
+            floor,
+            pairs,
+            compare,
+            long,
+            v2,
+            all,
+        } if floor || pairs || compare || long.is_some() || v2 || all => {
+            if placement.is_some()
+                || migration.is_some()
+                || !prefill.is_empty()
+                || !modes.is_empty()
+            {
+                anyhow::bail!(
+                    "--floor, --pairs, --compare, --long, --v2 and --all measure fixed pairs and \
+                     sizes: leave out --placement, --migration, --prefill and --modes"
+                );
+            }
+            let reference = if pairs || compare || all {
+                cli::reference_pairs()?
+            } else {
+                Vec::new()
+            };
+            let v2_pair = (v2 || all)
+                .then(|| -> anyhow::Result<_> {
+                    use kvtier::policy::{resolve, Kind};
+                    Ok((
+                        resolve("prefer_hbm", Kind::Placement, None)?,
+                        resolve("alpha", Kind::Migration, None)?,
+                    ))
+                })
+                .transpose()?;
+            let opts = kvtier::bench::RatioOptions {
+                repeat,
+                floor: floor || all,
+                pairs: reference,
+                compare: compare || all,
+                long: long.or(all.then_some(1_000_000)),
+                v2: v2_pair,
+            };
+            cli::bench_ratios(&scenario, opts, &params)
+        }
+        Command::Bench {
+            scenario,
+            repeat,
+            prefill,
+            placement,
+            migration,
+            params,
+            modes,
+            ..
         } => cli::bench(
             &scenario,
             repeat,

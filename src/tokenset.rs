@@ -61,6 +61,27 @@ impl TokenSet {
         self.capacity = capacity;
     }
 
+    /// The positions of `src` below `capacity`, in a set of that capacity (one pass).
+    pub fn from_prefix(src: &TokenSet, capacity: usize) -> TokenSet {
+        let n = words_for(capacity);
+        let mut words = Vec::with_capacity(n);
+        words.extend_from_slice(&src.words[..n.min(src.words.len())]);
+        words.resize(n, 0);
+        let mut set = TokenSet { words, capacity };
+        set.clear_tail();
+        set
+    }
+
+    /// Makes this set the positions of `src` below `capacity` (a copy of words, reusing the
+    /// allocation).
+    pub fn copy_prefix(&mut self, src: &TokenSet, capacity: usize) {
+        let n = words_for(capacity);
+        self.words.clear();
+        self.words.extend_from_slice(&src.words[..n]);
+        self.capacity = capacity;
+        self.clear_tail();
+    }
+
     /// Removes every position, keeping the capacity.
     pub fn clear(&mut self) {
         self.words.iter_mut().for_each(|w| *w = 0);

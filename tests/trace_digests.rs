@@ -70,7 +70,11 @@ fn digest(sc: &Scenario) -> String {
         src.next_step(&mut step).unwrap();
         h.add(&(step.step as u64).to_le_bytes());
         for l in &step.layers {
-            assert_eq!(l.token_count, l.tokens.count(), "count kept by the producer");
+            assert_eq!(
+                l.token_count,
+                l.tokens.count(),
+                "count kept by the producer"
+            );
             assert_eq!(l.tokens.capacity(), step.step, "capacity is the step");
             h.add(&[l.layer as u8, l.mlp as u8]);
             h.add(&l.token_count.to_le_bytes());
@@ -97,7 +101,11 @@ fn generated_traces_are_unchanged() {
         .map(|l| l.split_once(' ').expect("name digest"))
         .map(|(n, d)| (n, d.to_string()))
         .collect();
-    assert_eq!(got.len(), want.len(), "cases and pinned digests differ in number");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "cases and pinned digests differ in number"
+    );
     for (name, d) in &got {
         assert_eq!(Some(d), want.get(name), "trace of case {name} changed");
     }

@@ -169,6 +169,12 @@ impl ScriptSet {
     pub(super) fn with(&self, set: TokenSet) -> RResult<ScriptSet> {
         ScriptSet::new(set, self.entry_bytes, &self.budget)
     }
+
+    /// Charges the operations of a word-wise pass over this set (what [`ScriptSet::with`]
+    /// charges for a new set), for operators that reuse an operand's words instead.
+    pub(super) fn charge_pass(&self) {
+        self.budget.charge(self.set.words().len() as u64);
+    }
 }
 
 impl Clone for ScriptSet {

@@ -487,10 +487,7 @@ impl ScriptedPolicy {
             let e = EvalAltResult::ErrorTerminated(Dynamic::from(stop), Position::NONE);
             return Err(script.runtime_error(h, &e, max_run_ops));
         }
-        let at = match sim.layer {
-            Some(l) => format!(" (step {}, layer {l})", sim.step),
-            None => format!(" (step {})", sim.step),
-        };
+        let (step, layer) = (sim.step, sim.layer);
         let _bound = self.ctx.bind(sim);
         // eval_ast(false): a script's top-level statements are never run, only its hooks.
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
@@ -511,6 +508,10 @@ impl ScriptedPolicy {
                 if e.downcast_ref::<crate::engine::Cancelled>().is_some() || !text.contains(&hook) {
                     e
                 } else {
+                    let at = match layer {
+                        Some(l) => format!(" (step {step}, layer {l})"),
+                        None => format!(" (step {step})"),
+                    };
                     anyhow!(text.replacen(&hook, &format!("in {}{at}:", h.name()), 1))
                 }
             });

@@ -84,11 +84,12 @@ fn fold_skipped(acc: &mut TokenSet, s: &StepSkips, layer: usize, and: bool) {
 /// Positions not read at `(step, layer)`; `step` is absolute and inside the window.
 pub fn skipped_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
     check_layer(sim, layer)?;
-    let mut acc = empty(sim);
-    if let Some(s) = step_skips(sim, step)? {
-        fold_skipped(&mut acc, s, layer, false);
-    }
-    Ok(acc)
+    let cap = sim.sizes.positions();
+    Ok(match step_skips(sim, step)? {
+        None => TokenSet::new(cap),
+        Some(s) if s.layers[layer].layer => TokenSet::range(cap, 0, s.step),
+        Some(s) => TokenSet::from_prefix(&s.layers[layer].tokens, cap),
+    })
 }
 
 /// Existing entries of `layer` that `(step, layer)` reads (entries created after the current
@@ -290,15 +291,19 @@ pub fn predicted_reads(sim: &Sim, layer: usize, step: usize) -> Result<Option<(u
         sim.memory.hbm(layer).words(),
     );
     let sk = ls.tokens.words();
-    let limit = step.div_ceil(64).min(p.len());
+    // Whole words below the step first (a loop the compiler vectorises), then the partial one.
+    let full = (step / 64).min(p.len()).min(sk.len());
     let (mut total, mut on_hbm) = (0u64, 0u64);
-    for i in 0..limit {
-        let mut read = p[i] & !sk.get(i).copied().unwrap_or(0);
-        if i + 1 == step.div_ceil(64) && !step.is_multiple_of(64) {
-            read &= crate::tokenset::mask_bits(0, step % 64);
-        }
+    for ((&pw, &hw), &sw) in p[..full].iter().zip(&h[..full]).zip(&sk[..full]) {
+        let read = pw & !sw;
         total += read.count_ones() as u64;
-        on_hbm += (read & h[i]).count_ones() as u64;
+        on_hbm += (read & hw).count_ones() as u64;
+    }
+    if !step.is_multiple_of(64) && full < p.len() {
+        let skipped = sk.get(full).copied().unwrap_or(0);
+        let read = p[full] & !skipped & crate::tokenset::mask_bits(0, step % 64);
+        total += read.count_ones() as u64;
+        on_hbm += (read & h[full]).count_ones() as u64;
     }
     let k = sim.sizes.entry_bytes;
     let w_hbm = sim.sizes.attn_weight_hbm[layer];

@@ -32,9 +32,29 @@ pub fn register(engine: &mut Engine) {
     reg!(engine, "and", ["a: TokenSet", "b: TokenSet"], and);
     reg!(engine, "or", ["a: TokenSet", "b: TokenSet"], or);
     reg!(engine, "minus", ["a: TokenSet", "b: TokenSet"], minus);
-    engine.register_fn("&", |mut a: ScriptSet, b: ScriptSet| and(&mut a, b));
-    engine.register_fn("|", |mut a: ScriptSet, b: ScriptSet| or(&mut a, b));
-    engine.register_fn("-", |mut a: ScriptSet, b: ScriptSet| minus(&mut a, b));
+    // The operators own their operands (temporaries, or copies Rhai made of variables), so the
+    // result reuses an operand's words instead of a copy of them.
+    engine.register_fn("&", |mut a: ScriptSet, b: ScriptSet| {
+        a.charge_pass();
+        a.set.intersect_with(&b.set);
+        a
+    });
+    engine.register_fn("|", |a: ScriptSet, b: ScriptSet| {
+        // Keep the larger capacity so no position is lost.
+        let (mut big, small) = if a.set.capacity() >= b.set.capacity() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        big.charge_pass();
+        big.set.union_with(&small.set);
+        big
+    });
+    engine.register_fn("-", |mut a: ScriptSet, b: ScriptSet| {
+        a.charge_pass();
+        a.set.subtract(&b.set);
+        a
+    });
     // print(set) and `${set}`: the set's runs, `{0..4, 6}` (half-open, single positions alone).
     engine.register_fn("to_string", |a: &mut ScriptSet| shown(a));
     engine.register_fn("to_debug", |a: &mut ScriptSet| shown(a));

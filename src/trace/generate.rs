@@ -57,9 +57,8 @@ struct HhParams {
     keep: f64,
     /// Target skipped share per layer.
     targets: Vec<f64>,
-    /// For pages of 8..64 positions that tile a word: position word for each pattern of the
-    /// word's page bits.
-    expand: Vec<u64>,
+    /// How a page's positions are flipped in a layer's skipped positions.
+    flip: PageFlip,
     /// Share of new entries released early from the recent window, and the ages drawn.
     young: f64,
     young_window: u64,
@@ -74,8 +73,9 @@ struct HhLayer {
     read: Vec<u32>,
     /// Pages currently skipped.
     skipped: Vec<u32>,
-    /// Bit per page, set when skipped.
-    page_bits: TokenSet,
+    /// The positions of the skipped pages (kept as pages flip, so a step copies it instead of
+    /// expanding pages into positions).
+    positions: TokenSet,
     /// Pages that are candidates (fully older than the recent window).
     candidates: usize,
     young_rng: Rng,
@@ -173,7 +173,7 @@ impl Generator {
                     page: skip.page as usize,
                     keep: skip.keep,
                     targets,
-                    expand: expand_table(skip.page as usize),
+                    flip: PageFlip::new(skip.page as usize),
                     young: skip.young_skip,
                     young_window: skip.young_window,
                     dense_layers: skip.dense_layers as usize,
@@ -183,7 +183,7 @@ impl Generator {
                         rng: Rng::new(stream_seed(seed, STREAM_TOKENS, l as u64)),
                         read: Vec::new(),
                         skipped: Vec::new(),
-                        page_bits: TokenSet::new(s.positions().div_ceil(params.page)),
+                        positions: TokenSet::new(s.positions()),
                         candidates: 0,
                         young_rng: Rng::new(stream_seed(seed, STREAM_YOUNG, l as u64)),
                         young: Vec::new(),
@@ -212,27 +212,32 @@ impl TraceSource for Generator {
 
     fn next_step(&mut self, out: &mut StepSkips) -> Result<()> {
         let n = self.step;
-        out.reset(n, self.dims.layers);
+        out.step = n;
+        out.layers.resize_with(self.dims.layers, Default::default);
         for (l, ls) in out.layers.iter_mut().enumerate() {
             // Two draws per (step, layer) whatever the outcome, so streams stay aligned.
             let (a, b) = (self.flags.unit(), self.flags.unit());
             ls.layer = a < self.layer_rates[l];
             ls.mlp = !ls.layer && b < self.mlp_rates[l];
+            ls.token_count = 0;
             if ls.layer {
+                ls.tokens.reset(n);
                 continue;
             }
             match &mut self.kind {
-                Kind::None => {}
+                Kind::None => ls.tokens.reset(n),
                 Kind::Uniform { p16, rngs } => {
+                    ls.tokens.reset(n);
                     if *p16 > 0 {
                         bernoulli_words(&mut rngs[l], *p16, n, &mut ls.tokens);
+                        ls.token_count = ls.tokens.count();
                     }
                 }
                 Kind::HeavyHitter { params, layers } => {
-                    layers[l].step(params, l, n, self.present[l], &mut ls.tokens);
+                    ls.token_count = layers[l].step(params, l, n, self.present[l], &mut ls.tokens);
                 }
             }
-            ls.token_count = ls.tokens.count();
+            debug_assert_eq!(ls.token_count, ls.tokens.count());
             self.present[l] += 1;
         }
         self.step += 1;
@@ -260,62 +265,143 @@ fn bernoulli_words(rng: &mut Rng, p16: u32, n: usize, out: &mut TokenSet) {
     }
 }
 
-impl HhLayer {
-    fn flip(&mut self, page: u32) {
-        self.page_bits.toggle(page as usize);
-    }
+/// How flipping one page changes a set of positions: pages that tile a word flip one masked
+/// word (the common case: pages of 1 to 64 positions, powers of two); others flip a range.
+#[derive(Clone, Copy)]
+enum PageFlip {
+    /// Pages of `1 << shift_bits` positions, `1 << per_word_log2` to a word.
+    Word {
+        per_word_log2: u32,
+        mask: u64,
+    },
+    Range {
+        page: usize,
+    },
+}
 
-    fn step(&mut self, hp: &HhParams, layer: usize, n: usize, present: u64, out: &mut TokenSet) {
+impl PageFlip {
+    fn new(page: usize) -> PageFlip {
+        if page.is_power_of_two() && page <= 64 {
+            PageFlip::Word {
+                per_word_log2: (64 / page).trailing_zeros(),
+                mask: mask_bits(0, page),
+            }
+        } else {
+            PageFlip::Range { page }
+        }
+    }
+}
+
+impl HhLayer {
+    /// The skipped set of step `n` into `out` (capacity `n`); returns its size.
+    fn step(
+        &mut self,
+        hp: &HhParams,
+        layer: usize,
+        n: usize,
+        present: u64,
+        out: &mut TokenSet,
+    ) -> u64 {
         // Pages entirely older than the recent window become candidates, read at first.
         let cands = n.saturating_sub(hp.recent) / hp.page;
         while self.candidates < cands {
             self.read.push(self.candidates as u32);
             self.candidates += 1;
         }
+        match hp.flip {
+            PageFlip::Word {
+                per_word_log2,
+                mask,
+            } => {
+                let page_log2 = 6 - per_word_log2;
+                let in_word = (1u32 << per_word_log2) - 1;
+                self.choose(hp, layer, present, |w: &mut [u64], p: u32| {
+                    w[(p >> per_word_log2) as usize] ^= mask << ((p & in_word) << page_log2);
+                })
+            }
+            PageFlip::Range { page } => self.choose(hp, layer, present, |w: &mut [u64], p: u32| {
+                let (start, end) = (p as usize * page, (p as usize + 1) * page);
+                for (i, word) in w
+                    .iter_mut()
+                    .enumerate()
+                    .take(end.div_ceil(64))
+                    .skip(start / 64)
+                {
+                    let lo = start.max(i * 64) - i * 64;
+                    let hi = end.min(i * 64 + 64) - i * 64;
+                    *word ^= mask_bits(lo, hi);
+                }
+            }),
+        }
+        // Every skipped page lies whole below `n - recent`: the copy needs no tail mask.
+        out.copy_prefix(&self.positions, n);
+        let mut count = self.skipped.len() as u64 * hp.page as u64;
+        if !self.skipped.is_empty() && hp.sinks > 0 {
+            count -= out.count_in(0, hp.sinks);
+            out.remove_range(0, hp.sinks);
+        }
+        if hp.young > 0.0 && layer >= hp.dense_layers {
+            count += self.young_releases(hp, n, out);
+        }
+        count
+    }
+
+    /// Moves pages between read and skipped to reach the layer's target, then churns; `flip`
+    /// changes a page in the words of `positions`.
+    #[inline(always)]
+    fn choose(
+        &mut self,
+        hp: &HhParams,
+        layer: usize,
+        present: u64,
+        flip: impl Fn(&mut [u64], u32),
+    ) {
         let target = round_half_up(hp.targets[layer] * present as f64 / hp.page as f64) as usize;
         let target = target.min(self.candidates);
+        let words = self.positions.words_mut();
         while self.skipped.len() < target {
             let i = self.rng.below(self.read.len() as u64) as usize;
             let p = self.read.swap_remove(i);
-            self.flip(p);
+            flip(words, p);
             self.skipped.push(p);
         }
         while self.skipped.len() > target {
             let i = self.rng.below(self.skipped.len() as u64) as usize;
             let p = self.skipped.swap_remove(i);
-            self.flip(p);
+            flip(words, p);
             self.read.push(p);
         }
-        // Churn: swap (1 - keep) of the read pages with skipped ones.
+        // Churn: swap (1 - keep) of the read pages with skipped ones. Local slices and a local
+        // stream let the loop keep everything in registers.
         let swaps = (round_half_up((1.0 - hp.keep) * self.read.len() as f64) as usize)
             .min(self.skipped.len());
+        let (read, skipped) = (&mut self.read[..], &mut self.skipped[..]);
+        let (rl, sl) = (read.len() as u64, skipped.len() as u64);
+        let mut rng = self.rng.clone();
         for _ in 0..swaps {
-            let r = self.rng.next_u64();
-            let i = ((r as u32 as u64 * self.read.len() as u64) >> 32) as usize;
-            let j = (((r >> 32) * self.skipped.len() as u64) >> 32) as usize;
-            let (a, b) = (self.read[i], self.skipped[j]);
-            self.read[i] = b;
-            self.skipped[j] = a;
-            self.flip(a);
-            self.flip(b);
+            let r = rng.next_u64();
+            let i = ((r as u32 as u64 * rl) >> 32) as usize;
+            let j = (((r >> 32) * sl) >> 32) as usize;
+            let (a, b) = (read[i], skipped[j]);
+            read[i] = b;
+            skipped[j] = a;
+            flip(words, a);
+            flip(words, b);
         }
-        if !self.skipped.is_empty() {
-            expand_pages(&self.page_bits, hp.page, &hp.expand, out);
-            out.remove_range(0, hp.sinks);
-        }
-        if hp.young > 0.0 && layer >= hp.dense_layers {
-            self.young_releases(hp, n, out);
-        }
+        self.rng = rng;
     }
 
     /// Skips the entries released early from the recent window whose release step has come (and
     /// that are not yet candidates), then decides the release of the entry written at step `n`.
-    fn young_releases(&mut self, hp: &HhParams, n: usize, out: &mut TokenSet) {
+    /// Returns how many positions it added to `out`.
+    fn young_releases(&mut self, hp: &HhParams, n: usize, out: &mut TokenSet) -> u64 {
         let first_young = self.candidates * hp.page;
         self.young.retain(|&(p, _)| p >= first_young);
+        let mut added = 0;
         for &(p, from) in &self.young {
-            if from <= n && p >= hp.sinks {
+            if from <= n && p >= hp.sinks && !out.contains(p) {
                 out.insert(p);
+                added += 1;
             }
         }
         // Two draws per written entry whatever the outcome, so the stream stays aligned.
@@ -323,41 +409,6 @@ impl HhLayer {
         if u < hp.young {
             self.young.push((n, n + 1 + age as usize));
         }
+        added
     }
-}
-
-/// Sets in `out` every position of every page set in `pages`.
-fn expand_table(page: usize) -> Vec<u64> {
-    if !(64 % page == 0 && page >= 8) {
-        return Vec::new();
-    }
-    let per_word = 64 / page;
-    (0..1usize << per_word)
-        .map(|bits| {
-            (0..per_word)
-                .filter(|j| bits >> j & 1 == 1)
-                .fold(0, |x, j| x | mask_bits(j * page, (j + 1) * page))
-        })
-        .collect()
-}
-
-fn expand_pages(pages: &TokenSet, page: usize, table: &[u64], out: &mut TokenSet) {
-    if page == 1 {
-        let n = out.words().len();
-        out.words_mut().copy_from_slice(&pages.words()[..n]);
-    } else if !table.is_empty() {
-        // At most 8 pages per word: one table lookup per word.
-        let per_word = 64 / page;
-        let pw = pages.words();
-        let span = mask_bits(0, per_word);
-        for (i, w) in out.words_mut().iter_mut().enumerate() {
-            let first = i * per_word;
-            *w = table[((pw[first / 64] >> (first % 64)) & span) as usize];
-        }
-    } else {
-        for p in pages.iter() {
-            out.insert_range(p * page, (p + 1) * page);
-        }
-    }
-    out.clear_tail();
 }

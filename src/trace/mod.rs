@@ -11,11 +11,13 @@
 pub mod binary;
 pub mod generate;
 pub mod scale;
+pub mod shared;
 pub mod stats;
 pub mod text;
 
 use std::collections::VecDeque;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use anyhow::{bail, Context, Result};
@@ -96,11 +98,21 @@ impl std::fmt::Display for TraceDims {
 /// A stream of steps `P..P+D`, in order.
 pub trait TraceSource: Send {
     fn dims(&self) -> TraceDims;
-    /// Fills `out` with the next step. Called exactly `decode` times.
+    /// Fills `out` with the next step, every field of it: `out` is a recycled buffer holding an
+    /// older step (or a default one), so a source resets what it does not write. Called exactly
+    /// `decode` times.
     fn next_step(&mut self, out: &mut StepSkips) -> Result<()>;
     /// Where the trace comes from, when the source knows.
     fn provenance(&self) -> Option<String> {
         None
+    }
+    /// The next step as a shared buffer (what [`TraceWindow`] holds): by default
+    /// [`TraceSource::next_step`] into `spare`, a buffer the caller no longer needs; a source
+    /// whose steps are already shared ([`shared::SharedTrace`]) hands out its own.
+    fn next_shared(&mut self, spare: Option<StepSkips>) -> Result<Arc<StepSkips>> {
+        let mut buf = spare.unwrap_or_default();
+        self.next_step(&mut buf)?;
+        Ok(Arc::new(buf))
     }
 }
 
@@ -192,14 +204,13 @@ pub fn open_file(path: &std::path::Path) -> Result<Box<dyn TraceSource>> {
 /// The current step, up to `lookahead` future steps and up to `past` past steps of a trace.
 pub struct TraceWindow {
     source: Box<dyn TraceSource>,
-    steps: VecDeque<StepSkips>,
+    steps: VecDeque<Arc<StepSkips>>,
     spare: Vec<StepSkips>,
     lookahead: usize,
     past: usize,
     current: usize,
     next_to_read: usize,
     end: usize,
-    layers: usize,
 }
 
 impl TraceWindow {
@@ -219,7 +230,6 @@ impl TraceWindow {
             current: d.prefill,
             next_to_read: d.prefill,
             end: d.prefill + d.decode,
-            layers: d.layers,
         }
     }
 
@@ -233,13 +243,15 @@ impl TraceWindow {
             .is_some_and(|s| s.step + self.past < step)
         {
             let old = self.steps.pop_front().expect("front exists");
-            self.spare.push(old);
+            // A step shared with other readers stays theirs; an own one is reused.
+            if let Ok(own) = Arc::try_unwrap(old) {
+                self.spare.push(own);
+            }
         }
         let want_end = (step + self.lookahead + 1).min(self.end);
         while self.next_to_read < want_end {
-            let mut buf = self.spare.pop().unwrap_or_default();
-            buf.reset(self.next_to_read, self.layers);
-            self.source.next_step(&mut buf)?;
+            // Sources fill every field of the buffer (see `TraceSource::next_step`).
+            let buf = self.source.next_shared(self.spare.pop())?;
             debug_assert_eq!(buf.step, self.next_to_read);
             self.steps.push_back(buf);
             self.next_to_read += 1;
@@ -269,8 +281,20 @@ impl TraceWindow {
     /// Step `step` if the window holds it (from current - past up to current + lookahead).
     pub fn get(&self, step: usize) -> Option<&StepSkips> {
         let first = self.steps.front()?.step;
-        step.checked_sub(first).and_then(|i| self.steps.get(i))
+        step.checked_sub(first)
+            .and_then(|i| self.steps.get(i))
+            .map(|s| &**s)
     }
+}
+
+/// CPU time of every finished [`Prefetch`] worker of this process, in nanoseconds.
+static WORKER_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// CPU seconds spent so far by the trace threads of this process that have finished (a run's
+/// threads finish before the run returns): `kvtier bench` tells generation from engine work
+/// with it.
+pub fn worker_cpu_s() -> f64 {
+    WORKER_CPU_NS.load(Ordering::Relaxed) as f64 / 1e9
 }
 
 /// Runs a source on its own thread, `depth` steps ahead of the consumer, so that generating or
@@ -294,9 +318,11 @@ impl Prefetch {
                 let r = source.next_step(&mut buf).map(|()| buf);
                 let failed = r.is_err();
                 if tx.send(r).is_err() || failed {
-                    return;
+                    break;
                 }
             }
+            let ns = (crate::bench::thread_cpu_s() * 1e9) as u64;
+            WORKER_CPU_NS.fetch_add(ns, Ordering::Relaxed);
         });
         Prefetch {
             dims,
