@@ -87,15 +87,18 @@ pub fn time_run(scenario: &Scenario, pair: &Pair, params: &Params) -> Result<Run
     })
 }
 
-/// Seconds to produce the scenario's whole trace on this thread, consumed by nothing.
-pub fn time_generation(scenario: &Scenario) -> Result<f64> {
+/// Wall seconds to produce the scenario's whole trace as a run produces it (on the trace
+/// threads of [`trace::open`]), consumed by nothing else, and the CPU seconds of those threads.
+pub fn time_generation(scenario: &Scenario) -> Result<(f64, f64)> {
+    let cpu0 = trace::worker_cpu_s();
     let start = Instant::now();
-    let mut src = trace::open_direct(scenario)?;
+    let mut src = trace::open(scenario)?;
     let mut buf = StepSkips::default();
     for _ in 0..src.dims().decode {
         src.next_step(&mut buf)?;
     }
-    Ok(start.elapsed().as_secs_f64())
+    drop(src);
+    Ok((start.elapsed().as_secs_f64(), trace::worker_cpu_s() - cpu0))
 }
 
 /// The bare accounting of a scenario under the native `hbm` placement.
@@ -287,7 +290,8 @@ pub fn ratios(
     let v2_sc = o.v2.as_ref().map(|_| with_v2(sc)).transpose()?;
     let (mut wall, mut engine, mut trace_cpu) =
         (Samples::default(), Samples::default(), Samples::default());
-    let (mut fl, mut gen) = (Samples::default(), Samples::default());
+    let (mut fl, mut gen, mut gen_cpu) =
+        (Samples::default(), Samples::default(), Samples::default());
     let mut pairs = vec![Samples::default(); o.pairs.len()];
     let (mut cmp, mut cmp_cpu) = (Samples::default(), Samples::default());
     let (mut long, mut long_rss) = (Samples::default(), Samples::default());
@@ -299,7 +303,9 @@ pub fn ratios(
         trace_cpu.0.push(r.trace_cpu_s);
         if o.floor {
             fl.0.push(floor(sc)?.seconds);
-            gen.0.push(time_generation(sc)?);
+            let (wall, cpu) = time_generation(sc)?;
+            gen.0.push(wall);
+            gen_cpu.0.push(cpu);
         }
         for (p, s) in o.pairs.iter().zip(&mut pairs) {
             s.0.push(time_run(sc, p, &params)?.wall_s);
@@ -346,11 +352,16 @@ pub fn ratios(
                 None,
             ),
         );
-        lines.push(Line::of("trace thread of the run, CPU", &trace_cpu));
-        lines.push(Line::of("trace generation alone", &gen).against(
+        lines.push(Line::of("trace threads of the run, CPU", &trace_cpu));
+        lines.push(Line::of("trace generation alone, wall", &gen).against(
             engine.median(),
             "engine",
             Some(Target::AtMost(1.0)),
+        ));
+        lines.push(Line::of("trace generation alone, CPU", &gen_cpu).against(
+            engine.median(),
+            "engine",
+            None,
         ));
     }
     for ((p, m), s) in o.pairs.iter().zip(&pairs) {

@@ -28,11 +28,14 @@ const STREAM_YOUNG: u64 = 3;
 /// A synthetic trace source.
 pub struct Generator {
     dims: TraceDims,
+    /// The layers this generator produces (all of them, or a part: see [`Generator::part`]);
+    /// its steps hold these layers only, first at index 0.
+    own: std::ops::Range<usize>,
     kind: Kind,
     layer_rates: Vec<f64>,
     mlp_rates: Vec<f64>,
     flags: Rng,
-    /// Entries present at each layer so far (prefill + unskipped decode steps).
+    /// Entries present at each own layer so far (prefill + unskipped decode steps).
     present: Vec<u64>,
     step: usize,
 }
@@ -151,6 +154,12 @@ pub fn depth_shape(skip: &SkipSection, layers: usize) -> Vec<f64> {
 
 impl Generator {
     pub fn new(scenario: &Scenario) -> Generator {
+        Generator::part(scenario, 0..scenario.sizes.layers)
+    }
+
+    /// A generator of the layers `own` only, whose steps are those layers of [`Generator::new`]'s
+    /// steps, bit for bit (each layer has its own streams; the flags' stream is drawn whole).
+    pub fn part(scenario: &Scenario, own: std::ops::Range<usize>) -> Generator {
         let s = &scenario.sizes;
         let skip = &scenario.file.skip;
         let seed = scenario.file.seed;
@@ -159,7 +168,8 @@ impl Generator {
         let (kind, shape) = match skip.source {
             SkipSource::Uniform => {
                 let p16 = round_half_up(skip.rate * 65536.0).min(65535) as u32;
-                let rngs = (0..layers)
+                let rngs = own
+                    .clone()
                     .map(|l| Rng::new(stream_seed(seed, STREAM_TOKENS, l as u64)))
                     .collect();
                 (Kind::Uniform { p16, rngs }, flat)
@@ -178,7 +188,8 @@ impl Generator {
                     young_window: skip.young_window,
                     dense_layers: skip.dense_layers as usize,
                 };
-                let hh = (0..layers)
+                let hh = own
+                    .clone()
                     .map(|l| HhLayer {
                         rng: Rng::new(stream_seed(seed, STREAM_TOKENS, l as u64)),
                         read: Vec::new(),
@@ -195,11 +206,12 @@ impl Generator {
         };
         Generator {
             dims: super::TraceDims::of(scenario),
+            present: vec![s.prefill as u64; own.len()],
+            own,
             kind,
             layer_rates: layer_values(&skip.layer_skip_rate, &shape),
             mlp_rates: layer_values(&skip.mlp_skip_rate, &shape),
             flags: Rng::new(stream_seed(seed, STREAM_FLAGS, 0)),
-            present: vec![s.prefill as u64; layers],
             step: s.prefill,
         }
     }
@@ -211,36 +223,56 @@ impl TraceSource for Generator {
     }
 
     fn next_step(&mut self, out: &mut StepSkips) -> Result<()> {
-        let n = self.step;
-        out.step = n;
-        out.layers.resize_with(self.dims.layers, Default::default);
-        for (l, ls) in out.layers.iter_mut().enumerate() {
-            // Two draws per (step, layer) whatever the outcome, so streams stay aligned.
-            let (a, b) = (self.flags.unit(), self.flags.unit());
-            ls.layer = a < self.layer_rates[l];
-            ls.mlp = !ls.layer && b < self.mlp_rates[l];
-            ls.token_count = 0;
-            if ls.layer {
-                ls.tokens.reset(n);
-                continue;
+        self.next_steps(std::slice::from_mut(out))
+    }
+
+    /// Steps layer by layer: the flags of every step first (their one stream goes step by step,
+    /// in layer order: two draws per (step, layer) whatever the outcome, so streams stay
+    /// aligned), then each layer's tokens over all the steps from the layer's own streams, so
+    /// that a layer's state stays in cache over the batch.
+    fn next_steps(&mut self, outs: &mut [StepSkips]) -> Result<()> {
+        let own = self.own.clone();
+        for (k, out) in outs.iter_mut().enumerate() {
+            out.step = self.step + k;
+            out.layers.resize_with(own.len(), Default::default);
+            for l in 0..self.dims.layers {
+                let (a, b) = (self.flags.unit(), self.flags.unit());
+                if let Some(ls) = l.checked_sub(own.start).and_then(|i| out.layers.get_mut(i)) {
+                    ls.layer = a < self.layer_rates[l];
+                    ls.mlp = !ls.layer && b < self.mlp_rates[l];
+                    ls.token_count = 0;
+                }
             }
-            match &mut self.kind {
-                Kind::None => ls.tokens.reset(n),
-                Kind::Uniform { p16, rngs } => {
-                    ls.tokens.reset(n);
-                    if *p16 > 0 {
-                        bernoulli_words(&mut rngs[l], *p16, n, &mut ls.tokens);
-                        ls.token_count = ls.tokens.count();
+        }
+        for (i, present) in self.present.iter_mut().enumerate() {
+            let l = own.start + i;
+            for out in outs.iter_mut() {
+                let n = out.step;
+                let ls = &mut out.layers[i];
+                match &mut self.kind {
+                    Kind::None => ls.tokens.reset(n),
+                    Kind::Uniform { p16, rngs } => {
+                        ls.tokens.reset(n);
+                        if !ls.layer && *p16 > 0 {
+                            bernoulli_words(&mut rngs[i], *p16, n, &mut ls.tokens);
+                            ls.token_count = ls.tokens.count();
+                        }
+                    }
+                    Kind::HeavyHitter { params, layers } => {
+                        if ls.layer {
+                            ls.tokens.reset(n);
+                        } else {
+                            ls.token_count = layers[i].step(params, l, n, *present, &mut ls.tokens);
+                        }
                     }
                 }
-                Kind::HeavyHitter { params, layers } => {
-                    ls.token_count = layers[l].step(params, l, n, self.present[l], &mut ls.tokens);
+                debug_assert_eq!(ls.token_count, ls.tokens.count());
+                if !ls.layer {
+                    *present += 1;
                 }
             }
-            debug_assert_eq!(ls.token_count, ls.tokens.count());
-            self.present[l] += 1;
         }
-        self.step += 1;
+        self.step += outs.len();
         Ok(())
     }
 }
@@ -269,10 +301,9 @@ fn bernoulli_words(rng: &mut Rng, p16: u32, n: usize, out: &mut TokenSet) {
 /// word (the common case: pages of 1 to 64 positions, powers of two); others flip a range.
 #[derive(Clone, Copy)]
 enum PageFlip {
-    /// Pages of `1 << shift_bits` positions, `1 << per_word_log2` to a word.
+    /// Pages of a power of two positions, `1 << per_word_log2` to a word.
     Word {
         per_word_log2: u32,
-        mask: u64,
     },
     Range {
         page: usize,
@@ -284,12 +315,25 @@ impl PageFlip {
         if page.is_power_of_two() && page <= 64 {
             PageFlip::Word {
                 per_word_log2: (64 / page).trailing_zeros(),
-                mask: mask_bits(0, page),
             }
         } else {
             PageFlip::Range { page }
         }
     }
+}
+
+/// Flips page `p` of `1 << (6 - PER_WORD_LOG2)` positions (`1 << PER_WORD_LOG2` pages to a
+/// word).
+#[inline(always)]
+fn flip_word<const PER_WORD_LOG2: u32>(w: &mut [u64], p: u32) {
+    let page_log2 = 6 - PER_WORD_LOG2;
+    let mask = if page_log2 == 6 {
+        u64::MAX
+    } else {
+        (1u64 << (1u32 << page_log2)) - 1
+    };
+    let in_word = (1u32 << PER_WORD_LOG2) - 1;
+    w[(p >> PER_WORD_LOG2) as usize] ^= mask << ((p & in_word) << page_log2);
 }
 
 impl HhLayer {
@@ -309,16 +353,17 @@ impl HhLayer {
             self.candidates += 1;
         }
         match hp.flip {
-            PageFlip::Word {
-                per_word_log2,
-                mask,
-            } => {
-                let page_log2 = 6 - per_word_log2;
-                let in_word = (1u32 << per_word_log2) - 1;
-                self.choose(hp, layer, present, |w: &mut [u64], p: u32| {
-                    w[(p >> per_word_log2) as usize] ^= mask << ((p & in_word) << page_log2);
-                })
-            }
+            // One copy of the loop per page size, so that the shifts are constants and the
+            // churn loop keeps its state in registers.
+            PageFlip::Word { per_word_log2, .. } => match per_word_log2 {
+                0 => self.choose(hp, layer, present, flip_word::<0>),
+                1 => self.choose(hp, layer, present, flip_word::<1>),
+                2 => self.choose(hp, layer, present, flip_word::<2>),
+                3 => self.choose(hp, layer, present, flip_word::<3>),
+                4 => self.choose(hp, layer, present, flip_word::<4>),
+                5 => self.choose(hp, layer, present, flip_word::<5>),
+                _ => self.choose(hp, layer, present, flip_word::<6>),
+            },
             PageFlip::Range { page } => self.choose(hp, layer, present, |w: &mut [u64], p: u32| {
                 let (start, end) = (p as usize * page, (p as usize + 1) * page);
                 for (i, word) in w
@@ -358,37 +403,52 @@ impl HhLayer {
     ) {
         let target = round_half_up(hp.targets[layer] * present as f64 / hp.page as f64) as usize;
         let target = target.min(self.candidates);
-        let words = self.positions.words_mut();
+        let mut moved = Vec::new();
         while self.skipped.len() < target {
             let i = self.rng.below(self.read.len() as u64) as usize;
             let p = self.read.swap_remove(i);
-            flip(words, p);
+            moved.push(p);
             self.skipped.push(p);
         }
         while self.skipped.len() > target {
             let i = self.rng.below(self.skipped.len() as u64) as usize;
             let p = self.skipped.swap_remove(i);
-            flip(words, p);
+            moved.push(p);
             self.read.push(p);
         }
-        // Churn: swap (1 - keep) of the read pages with skipped ones. Local slices and a local
-        // stream let the loop keep everything in registers.
+        // Churn: swap (1 - keep) of the read pages with skipped ones.
         let swaps = (round_half_up((1.0 - hp.keep) * self.read.len() as f64) as usize)
             .min(self.skipped.len());
+        let words = self.positions.words_mut();
+        // Flipping the two pages of every swap costs more than setting the skipped pages
+        // afresh once the swaps outnumber half the skipped pages: then the loop only swaps.
+        let rebuild = 2 * swaps > self.skipped.len();
+        if !rebuild {
+            moved.iter().for_each(|&p| flip(words, p));
+        }
         let (read, skipped) = (&mut self.read[..], &mut self.skipped[..]);
         let (rl, sl) = (read.len() as u64, skipped.len() as u64);
         let mut rng = self.rng.clone();
         for _ in 0..swaps {
             let r = rng.next_u64();
+            // Multiply-shift maps 32 random bits below the length: both indices are in range.
             let i = ((r as u32 as u64 * rl) >> 32) as usize;
             let j = (((r >> 32) * sl) >> 32) as usize;
             let (a, b) = (read[i], skipped[j]);
             read[i] = b;
             skipped[j] = a;
-            flip(words, a);
-            flip(words, b);
+            if !rebuild {
+                flip(words, a);
+                flip(words, b);
+            }
         }
         self.rng = rng;
+        if rebuild {
+            // Every skipped page lies below the candidates; nothing past them is ever set.
+            let end = (self.candidates * hp.page).div_ceil(64).min(words.len());
+            words[..end].fill(0);
+            skipped.iter().for_each(|&p| flip(words, p));
+        }
     }
 
     /// Skips the entries released early from the recent window whose release step has come (and
