@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
+use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 
 use super::budget::{self, Budget};
 use super::ctx::{self, Ctx};
@@ -426,12 +426,46 @@ pub enum Placement {
     Script(Box<Script>),
 }
 
+/// Name of the scope variable that holds `ctx` for the hook calls.
+const CTX_VAR: &str = "kvtier_ctx";
+
+/// How the host calls one script's hooks: a compiled call expression per hook
+/// (`on_layer(kvtier_ctx)`), evaluated with a runtime state and function-resolution caches kept
+/// from call to call. `Engine::call_fn` would start both afresh on every call, resolving every
+/// function the hook calls again, 131,072 times in a seed run.
+struct HookCalls {
+    global: rhai::GlobalRuntimeState,
+    caches: rhai::Caches,
+    calls: [AST; 4],
+}
+
+impl HookCalls {
+    fn new(engine: &Engine, script: &Script) -> HookCalls {
+        let mut global = engine.new_global_runtime_state();
+        global.lib.push(script.ast.shared_lib().clone());
+        let mut caches = rhai::Caches::new();
+        // A cache at the bottom of the stack outlives every call (blocks only pop their own).
+        caches.push_fn_resolution_cache();
+        let call = |h: Hook| {
+            engine
+                .compile(format!("{}({CTX_VAR})", h.name()))
+                .expect("a call expression compiles")
+        };
+        HookCalls {
+            global,
+            caches,
+            calls: [Hook::Place, Hook::OnStep, Hook::OnLayer, Hook::Initial].map(call),
+        }
+    }
+}
+
 /// A (placement, migration) pair run through one engine and one `ctx`.
 pub struct ScriptedPolicy {
     engine: Engine,
     ctx: Ctx,
-    ctx_arg: Dynamic,
     scope: Scope<'static>,
+    /// Hook calls of the placement script and of the migration script.
+    calls: [Option<HookCalls>; 2],
     placement: Placement,
     migration: Option<Script>,
     name: String,
@@ -461,11 +495,20 @@ impl ScriptedPolicy {
         name: String,
     ) -> ScriptedPolicy {
         let ctx = Ctx::new(params, budget.clone());
+        let mut scope = Scope::new();
+        scope.push(CTX_VAR, ctx.clone());
+        let calls = [
+            match &placement {
+                Placement::Script(s) => Some(HookCalls::new(&engine, s)),
+                Placement::Native(_) => None,
+            },
+            migration.as_ref().map(|s| HookCalls::new(&engine, s)),
+        ];
         ScriptedPolicy {
             engine,
-            ctx_arg: Dynamic::from(ctx.clone()),
             ctx,
-            scope: Scope::new(),
+            scope,
+            calls,
             placement,
             migration,
             name,
@@ -489,17 +532,31 @@ impl ScriptedPolicy {
         }
         let (step, layer) = (sim.step, sim.layer);
         let _bound = self.ctx.bind(sim);
-        // eval_ast(false): a script's top-level statements are never run, only its hooks.
-        let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        // Only the hooks run, never a script's top-level statements.
+        let calls = self.calls[which as usize]
+            .as_mut()
+            .expect("a script has its hook calls");
+        calls.global.num_operations = 0;
+        let call = &calls.calls[h as usize];
+        #[allow(deprecated)] // the one raw call that keeps caches between calls (internals)
         let r = self
             .engine
-            .call_fn_with_options::<Dynamic>(
-                opts,
+            .eval_statements_raw(
+                &mut calls.global,
+                &mut calls.caches,
                 &mut self.scope,
-                &script.ast,
-                h.name(),
-                (self.ctx_arg.clone(),),
+                call.statements(),
             )
+            // As `call_fn` does: an error inside the hook is the hook's error. Any other error
+            // was raised at the call expression, whose position means nothing to the script's
+            // author: drop it, so the error points at the hook.
+            .map_err(|e| match *e {
+                EvalAltResult::ErrorInFunctionCall(name, _, inner, _) if name == h.name() => inner,
+                mut other => {
+                    other.set_position(Position::NONE);
+                    Box::new(other)
+                }
+            })
             .map_err(|e| script.runtime_error(h, &e, max_run_ops))
             .map_err(|e| {
                 // Name where the run was: `file:line:col: in on_layer (step 4, layer 1): ...`.
