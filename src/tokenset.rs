@@ -72,6 +72,39 @@ impl TokenSet {
         set
     }
 
+    /// `a - b` as a new set of `a`'s capacity (one pass).
+    pub fn and_not(a: &TokenSet, b: &TokenSet) -> TokenSet {
+        let mut words = Vec::with_capacity(a.words.len());
+        words.extend(
+            a.words
+                .iter()
+                .zip(b.words.iter().chain(std::iter::repeat(&0)))
+                .map(|(x, y)| x & !y),
+        );
+        TokenSet {
+            words,
+            capacity: a.capacity,
+        }
+    }
+
+    /// `self &= keep - drop` (one pass; missing words of `keep` are empty, of `drop` empty).
+    pub fn keep_minus(&mut self, keep: &TokenSet, drop: Option<&TokenSet>) {
+        let kw = keep.words.iter().chain(std::iter::repeat(&0));
+        match drop {
+            Some(d) => {
+                let dw = d.words.iter().chain(std::iter::repeat(&0));
+                for ((w, k), d) in self.words.iter_mut().zip(kw).zip(dw) {
+                    *w &= k & !d;
+                }
+            }
+            None => {
+                for (w, k) in self.words.iter_mut().zip(kw) {
+                    *w &= k;
+                }
+            }
+        }
+    }
+
     /// Makes this set the positions of `src` below `capacity` (a copy of words, reusing the
     /// allocation).
     pub fn copy_prefix(&mut self, src: &TokenSet, capacity: usize) {
@@ -385,6 +418,44 @@ impl fmt::Debug for TokenSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A set of `cap` positions from a seed (every position with probability ~1/2).
+    fn random(cap: usize, seed: u64) -> TokenSet {
+        let mut r = crate::rng::Rng::new(seed);
+        let mut s = TokenSet::new(cap);
+        (0..cap)
+            .filter(|_| r.next_u64() & 1 == 1)
+            .for_each(|p| s.insert(p));
+        s
+    }
+
+    #[test]
+    fn fused_passes_equal_their_steps() {
+        // Capacities that end inside a word and sets of different lengths, as skip sets (sized
+        // to the step) against residency sets (sized to the run).
+        for (ca, cb, cc) in [
+            (200, 130, 200),
+            (130, 200, 64),
+            (64, 64, 1),
+            (1000, 999, 37),
+        ] {
+            let (a, b, c) = (random(ca, 1), random(cb, 2), random(cc, 3));
+            let mut slow = a.clone();
+            slow.subtract(&b);
+            assert_eq!(TokenSet::and_not(&a, &b), slow, "and_not {ca} {cb}");
+            let mut fast = a.clone();
+            fast.keep_minus(&b, Some(&c));
+            let mut slow = a.clone();
+            slow.intersect_with(&b);
+            slow.subtract(&c);
+            assert_eq!(fast, slow, "keep_minus {ca} {cb} {cc}");
+            let mut fast = a.clone();
+            fast.keep_minus(&b, None);
+            let mut slow = a.clone();
+            slow.intersect_with(&b);
+            assert_eq!(fast, slow, "keep {ca} {cb}");
+        }
+    }
 
     #[test]
     fn ranges_span_word_boundaries() {

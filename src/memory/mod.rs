@@ -272,11 +272,11 @@ impl Memory {
     /// Entries held on EXT at `layer` (all present ones when inclusive).
     pub fn ext_set(&self, layer: usize) -> TokenSet {
         let r = &self.layers[layer];
-        let mut s = r.present.clone();
         if self.hierarchy == Hierarchy::Exclusive {
-            s.subtract(&r.hbm);
+            TokenSet::and_not(&r.present, &r.hbm)
+        } else {
+            r.present.clone()
         }
-        s
     }
     /// Tier a read of `(pos, layer)` is served from, `None` if the entry does not exist.
     pub fn tier_of(&self, layer: usize, pos: usize) -> Option<Tier> {
@@ -434,8 +434,7 @@ impl Memory {
         let k = self.entry_bytes;
         let r = &mut self.layers[layer];
         let mut want = set.clone();
-        want.intersect_with(&r.present);
-        want.subtract(&r.hbm);
+        want.keep_minus(&r.present, Some(&r.hbm));
         if r.queued_count > 0 {
             want.subtract(&r.queued);
         }
@@ -492,10 +491,7 @@ impl Memory {
         let exclusive = self.hierarchy == Hierarchy::Exclusive;
         let r = &mut self.layers[layer];
         let mut take = set.clone();
-        take.intersect_with(&r.hbm);
-        if r.queued_count > 0 {
-            take.subtract(&r.queued);
-        }
+        take.keep_minus(&r.hbm, (r.queued_count > 0).then_some(&r.queued));
         let count = take.count();
         let moved = count.min(cap_entries);
         if moved == 0 {

@@ -99,13 +99,11 @@ pub fn read_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
     let Some(s) = step_skips(sim, step)? else {
         return Ok(empty(sim));
     };
-    let mut read = sim.memory.present(layer).clone();
     if s.layers[layer].layer {
-        read.clear();
-    } else {
-        read.truncate(step);
-        read.subtract(&s.layers[layer].tokens);
+        return Ok(empty(sim));
     }
+    let mut read = TokenSet::and_not(sim.memory.present(layer), &s.layers[layer].tokens);
+    read.truncate(step);
     Ok(read)
 }
 
