@@ -11,14 +11,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{self, PolicyRef};
 use crate::results::{gb, opt, Format, Summary};
 use crate::scenario::Scenario;
 use crate::series::StepSeries;
-use crate::trace::{self, shared::SharedTrace, TraceSource};
+use crate::trace::{self, shared, TraceSource};
 
 /// The outcome of one pair.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -99,9 +98,6 @@ pub fn cross(placements: &[PolicyRef], migrations: &[PolicyRef]) -> Vec<Pair> {
         .collect()
 }
 
-/// How many pairs share one trace at most (one thread each); more run in groups of this size.
-const SHARED_GROUP: usize = 64;
-
 /// Runs every pair on `scenario`, the trace produced once and shared by all; writes each pair's per-sublayer CSV into
 /// `csv_dir` if given.
 pub fn compare(
@@ -177,36 +173,7 @@ pub fn run_pairs(
         done();
         (row, series)
     };
-    let mut runs: Vec<(PairRow, Option<StepSeries>)> = Vec::with_capacity(pairs.len());
-    for group in pairs.chunks(SHARED_GROUP) {
-        match trace::open_direct(scenario) {
-            // One trace for the group, one thread per pair (see `trace::shared`).
-            Ok(source) if group.len() > 1 => {
-                let step_bytes =
-                    scenario.sizes.layers * scenario.sizes.positions().div_ceil(64) * 8;
-                let shared = SharedTrace::new(source, group.len(), step_bytes);
-                let readers: Vec<_> = (0..group.len()).map(|i| shared.reader(i)).collect();
-                std::thread::scope(|s| {
-                    let threads: Vec<_> = group
-                        .iter()
-                        .zip(readers)
-                        .map(|(pair, r)| s.spawn(move || run_one(pair, Some(Box::new(r)))))
-                        .collect();
-                    for t in threads {
-                        runs.push(t.join().expect("a pair's panic is caught in its run"));
-                    }
-                });
-            }
-            // A lone pair, or a trace that does not open: each pair on its own (then each
-            // reports the trace's error).
-            _ => runs.extend(
-                group
-                    .par_iter()
-                    .map(|p| run_one(p, None))
-                    .collect::<Vec<_>>(),
-            ),
-        }
-    }
+    let runs = shared::run_all(scenario, pairs, &run_one);
     let mut rows = Vec::with_capacity(runs.len());
     let mut collected = Vec::new();
     for (row, series) in runs {

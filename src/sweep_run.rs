@@ -31,6 +31,7 @@ pub use crate::sweep_view::{
     charts, check_columns, column_names, failures, render, result_file, DEFAULT_COLUMNS,
     PLOT_METRICS,
 };
+use crate::trace::TraceSource;
 
 /// The format tag of result files.
 pub const RESULT_FORMAT: &str = "kvtier-sweep 1";
@@ -330,42 +331,58 @@ impl Sweep {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
         let pairs = self.pairs.len();
-        let rows: Vec<SweepRow> = self
-            .run_list(shard)
-            .into_par_iter()
-            .map(|run| {
-                let point = &self.points[run / pairs];
-                let pair = run % pairs;
-                let (p, mg) = &self.pairs[pair];
-                let go = || -> Result<Summary> {
-                    if is_search(p) {
-                        return Ok(crate::optimize::search(&point.scenario)?.1);
-                    }
-                    let params = policy::params(&point.scenario, &self.def.params)?;
-                    let mut pol = policy::build_for(&point.scenario, p, mg, params, None)?;
-                    let csv: Option<PathBuf> = csv_dir.map(|d| {
-                        d.join(format!(
-                            "p{:03}__{}__{}.csv",
-                            run / pairs,
-                            p.label(),
-                            mg.label()
-                        ))
-                    });
-                    crate::simulate(&point.scenario, pol.as_mut(), csv.as_deref())
-                };
-                let outcome = match crate::no_panic(go) {
-                    Ok(s) => Outcome::Summary(Box::new(s)),
-                    Err(e) => Outcome::Error(format!("{e:#}")),
-                };
-                progress();
-                SweepRow {
-                    run,
-                    point: run / pairs,
-                    values: point.assignments.iter().map(|(_, v)| v.clone()).collect(),
-                    placement: p.label(),
-                    migration: mg.label(),
-                    outcome,
+        let one = |&run: &usize, source: Option<Box<dyn TraceSource>>| {
+            let point = &self.points[run / pairs];
+            let pair = run % pairs;
+            let (p, mg) = &self.pairs[pair];
+            let go = || -> Result<Summary> {
+                if is_search(p) {
+                    drop(source);
+                    return Ok(crate::optimize::search(&point.scenario)?.1);
                 }
+                let params = policy::params(&point.scenario, &self.def.params)?;
+                let mut pol = policy::build_for(&point.scenario, p, mg, params, None)?;
+                let csv: Option<PathBuf> = csv_dir.map(|d| {
+                    d.join(format!(
+                        "p{:03}__{}__{}.csv",
+                        run / pairs,
+                        p.label(),
+                        mg.label()
+                    ))
+                });
+                let source = match source {
+                    Some(s) => s,
+                    None => crate::trace::open(&point.scenario)?,
+                };
+                let sink = &mut crate::engine::Discard;
+                crate::simulate_traced(&point.scenario, source, pol.as_mut(), csv.as_deref(), sink)
+            };
+            let outcome = match crate::no_panic(go) {
+                Ok(s) => Outcome::Summary(Box::new(s)),
+                Err(e) => Outcome::Error(format!("{e:#}")),
+            };
+            progress();
+            SweepRow {
+                run,
+                point: run / pairs,
+                values: point.assignments.iter().map(|(_, v)| v.clone()).collect(),
+                placement: p.label(),
+                migration: mg.label(),
+                outcome,
+            }
+        };
+        // The runs of one point share its trace (see `trace::shared`); points run in parallel.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for run in self.run_list(shard) {
+            match groups.last_mut() {
+                Some(g) if g[0] / pairs == run / pairs => g.push(run),
+                _ => groups.push(vec![run]),
+            }
+        }
+        let rows: Vec<SweepRow> = groups
+            .into_par_iter()
+            .flat_map_iter(|g| {
+                crate::trace::shared::run_all(&self.points[g[0] / pairs].scenario, &g, &one)
             })
             .collect();
         Ok(SweepResult {

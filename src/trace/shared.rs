@@ -110,6 +110,43 @@ impl SharedTrace {
     }
 }
 
+/// How many runs share one trace at most (one thread each); more run in groups of this size.
+pub const GROUP: usize = 64;
+
+/// Runs `run(job, source)` for every job, all on one trace of `scenario`: the jobs of a group of
+/// up to [`GROUP`] run on a thread each, reading one [`SharedTrace`] (a job that does not read
+/// its source must drop it at once). A lone job, or a trace that does not open, gets `None`:
+/// the job then opens its own (and reports the trace's error). Results come in job order.
+pub fn run_all<J: Sync, T: Send>(
+    scenario: &crate::scenario::Scenario,
+    jobs: &[J],
+    run: &(dyn Fn(&J, Option<Box<dyn TraceSource>>) -> T + Sync),
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for group in jobs.chunks(GROUP) {
+        match super::open_direct(scenario) {
+            Ok(source) if group.len() > 1 => {
+                let s = &scenario.sizes;
+                let step_bytes = s.layers * s.positions().div_ceil(64) * 8;
+                let shared = SharedTrace::new(source, group.len(), step_bytes);
+                let readers: Vec<_> = (0..group.len()).map(|i| shared.reader(i)).collect();
+                std::thread::scope(|sc| {
+                    let threads: Vec<_> = group
+                        .iter()
+                        .zip(readers)
+                        .map(|(job, r)| sc.spawn(move || run(job, Some(Box::new(r)))))
+                        .collect();
+                    for t in threads {
+                        out.push(t.join().expect("a job catches its own panics"));
+                    }
+                });
+            }
+            _ => out.extend(group.iter().map(|job| run(job, None))),
+        }
+    }
+    out
+}
+
 impl Hub {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held left the state whole (it only moves Arcs).
