@@ -355,7 +355,7 @@ impl HhLayer {
         match hp.flip {
             // One copy of the loop per page size, so that the shifts are constants and the
             // churn loop keeps its state in registers.
-            PageFlip::Word { per_word_log2, .. } => match per_word_log2 {
+            PageFlip::Word { per_word_log2 } => match per_word_log2 {
                 0 => self.choose(hp, layer, present, flip_word::<0>),
                 1 => self.choose(hp, layer, present, flip_word::<1>),
                 2 => self.choose(hp, layer, present, flip_word::<2>),
