@@ -717,7 +717,19 @@ fn dispatch(c: Command) -> Result<()> {
             long,
             v2,
             all,
-        } if floor || pairs || compare || long.is_some() || v2 || all => {
+        } => {
+            let ratios = floor || pairs || compare || long.is_some() || v2 || all;
+            if !ratios {
+                return cli::bench(
+                    &scenario,
+                    repeat,
+                    &prefill,
+                    placement.as_deref(),
+                    migration.as_deref(),
+                    &params,
+                    &modes,
+                );
+            }
             if placement.is_some()
                 || migration.is_some()
                 || !prefill.is_empty()
@@ -752,24 +764,6 @@ fn dispatch(c: Command) -> Result<()> {
             };
             cli::bench_ratios(&scenario, opts, &params)
         }
-        Command::Bench {
-            scenario,
-            repeat,
-            prefill,
-            placement,
-            migration,
-            params,
-            modes,
-            ..
-        } => cli::bench(
-            &scenario,
-            repeat,
-            &prefill,
-            placement.as_deref(),
-            migration.as_deref(),
-            &params,
-            &modes,
-        ),
     }
 }
 
