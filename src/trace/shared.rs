@@ -110,6 +110,9 @@ impl SharedTrace {
     }
 }
 
+/// A trace source handed to a job.
+pub type Source = Box<dyn TraceSource>;
+
 /// How many runs share one trace at most (one thread each); more run in groups of this size.
 pub const GROUP: usize = 64;
 
@@ -120,7 +123,7 @@ pub const GROUP: usize = 64;
 pub fn run_all<J: Sync, T: Send>(
     scenario: &crate::scenario::Scenario,
     jobs: &[J],
-    run: &(dyn Fn(&J, Option<Box<dyn TraceSource>>) -> T + Sync),
+    run: &(dyn Fn(&J, Option<Source>) -> T + Sync),
 ) -> Vec<T> {
     let mut out = Vec::with_capacity(jobs.len());
     for group in jobs.chunks(GROUP) {
