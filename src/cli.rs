@@ -16,26 +16,19 @@ use kvtier::series::StepSeries;
 use kvtier::trace::{self, stats, TraceFormat};
 use kvtier::{simulate, simulate_into};
 
-/// The pair a command runs: the command line's choice, else the scenario's (whose script paths
-/// are relative to the scenario file).
+/// The pair a command runs: the command line's choice, else the scenario's.
 fn load_pair(
     scenario: &Scenario,
     placement: Option<&str>,
     migration: Option<&str>,
 ) -> Result<(PolicyRef, PolicyRef)> {
-    let dir = scenario.path.as_deref().and_then(Path::parent);
-    let from_file = |kind: &str| format!("{}: policy.{kind}", scenario.name);
-    let p = match placement {
-        Some(p) => policy::resolve(p, Kind::Placement, None)?,
-        None => policy::resolve(&scenario.file.policy.placement, Kind::Placement, dir)
-            .with_context(|| from_file("placement"))?,
-    };
-    let m = match migration {
-        Some(m) => policy::resolve(m, Kind::Migration, None)?,
-        None => policy::resolve(&scenario.file.policy.migration, Kind::Migration, dir)
-            .with_context(|| from_file("migration"))?,
-    };
-    Ok((p, m))
+    let p = placement
+        .map(|p| policy::resolve(p, Kind::Placement, None))
+        .transpose()?;
+    let m = migration
+        .map(|m| policy::resolve(m, Kind::Migration, None))
+        .transpose()?;
+    policy::scenario_pair(scenario, p, m)
 }
 
 /// The policy a command runs (see [`load_pair`]).

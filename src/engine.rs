@@ -380,6 +380,7 @@ pub fn run_with_trace(
         sim.memory.set_initial_hbm(sets)?;
     }
     for n in s.prefill..s.prefill + s.decode {
+        crate::interrupt::check()?;
         sim.window.advance_to(n)?;
         sim.step = n;
         if has_step {

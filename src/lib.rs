@@ -11,6 +11,7 @@ pub mod compare;
 pub mod digest;
 pub mod engine;
 pub mod input;
+pub mod interrupt;
 pub mod memory;
 pub mod optimize;
 pub mod output;

@@ -197,7 +197,7 @@ fn split_top_level(s: &str) -> Vec<String> {
 }
 
 /// Sets `key` (dotted) in `table` to `value`, creating tables on the way.
-fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+pub fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
     let mut parts = key.split('.').peekable();
     let mut t = table;
     while let Some(part) = parts.next() {
@@ -240,6 +240,18 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
         toml::from_str(&text).map_err(|e| anyhow!("{}: {}", base.display(), e.message()))?;
     // The base itself must be valid, with its own line-numbered errors.
     Scenario::from_toml(&text, Some(base))?;
+    expand_table(&table, Some(base), varies)
+}
+
+/// [`expand`] from a base scenario given as a table (a Python caller's, already checked);
+/// `path` is where it came from (relative paths, `scenario=` files), `None` when built in code
+/// (then relative to the working directory).
+pub fn expand_table(
+    table: &toml::Table,
+    path: Option<&Path>,
+    varies: &[Vary],
+) -> Result<Vec<Point>> {
+    let dir = path.and_then(Path::parent).unwrap_or(Path::new("."));
     let mut keys = std::collections::HashSet::new();
     for v in varies {
         v.check()?;
@@ -257,7 +269,7 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
     let mut others: std::collections::HashMap<String, (std::path::PathBuf, toml::Table)> =
         Default::default();
     for f in scenario_values(varies)? {
-        let path = base.parent().unwrap_or(Path::new(".")).join(&f);
+        let path = dir.join(&f);
         let text = crate::input::read_text(&path, "scenario")
             .with_context(|| format!("--vary {SCENARIO_KEY}={f}"))?;
         Scenario::from_toml(&text, Some(&path))?;
@@ -281,15 +293,15 @@ pub fn expand(base: &Path, varies: &[Vary]) -> Result<Vec<Point>> {
         let (mut t, from) = match assignments.iter().find(|(k, _)| k == SCENARIO_KEY) {
             Some((_, toml::Value::String(f))) => {
                 let (p, t) = &others[f];
-                (t.clone(), p.as_path())
+                (t.clone(), Some(p.as_path()))
             }
-            _ => (table.clone(), base),
+            _ => (table.clone(), path),
         };
         for (k, val) in assignments.iter().filter(|(k, _)| k != SCENARIO_KEY) {
             set_path(&mut t, k, val.clone())
                 .with_context(|| format!("--vary {k}={}", value_text(val)))?;
         }
-        let scenario = Scenario::from_table(t, Some(from))
+        let scenario = Scenario::from_table(t, from)
             .map_err(|e| anyhow!("{}: {e:#}", describe(&assignments)))?;
         points.push(Point {
             assignments,

@@ -257,7 +257,49 @@ impl Sweep {
         migrations: Vec<PolicyRef>,
         extra: Vec<crate::compare::Pair>,
     ) -> Result<Sweep> {
-        let mut def = def;
+        let def = Sweep::checked(def, (&placements, &migrations), &extra)?;
+        let points = crate::sweep::expand(base, &def.vary)?;
+        let text = crate::input::read_limited(base, "scenario")?;
+        Sweep::of_points(
+            def,
+            points,
+            (&text, base.parent()),
+            placements,
+            migrations,
+            extra,
+        )
+    }
+
+    /// [`Sweep::new`] from a base scenario given as a table (a Python caller's), `path` where
+    /// it came from if anywhere.
+    pub fn of_table(
+        def: SweepDef,
+        (table, path): (&toml::Table, Option<&Path>),
+        placements: Vec<PolicyRef>,
+        migrations: Vec<PolicyRef>,
+        extra: Vec<crate::compare::Pair>,
+    ) -> Result<Sweep> {
+        let def = Sweep::checked(def, (&placements, &migrations), &extra)?;
+        let points = crate::sweep::expand_table(table, path, &def.vary)?;
+        let text = toml::to_string(table)?;
+        let dir = path.and_then(Path::parent);
+        Sweep::of_points(
+            def,
+            points,
+            (text.as_bytes(), dir),
+            placements,
+            migrations,
+            extra,
+        )
+    }
+
+    /// The definition completed (extra pairs, default columns) and checked before any point
+    /// is made.
+    fn checked(
+        mut def: SweepDef,
+        (placements, migrations): (&[PolicyRef], &[PolicyRef]),
+        extra: &[crate::compare::Pair],
+    ) -> Result<SweepDef> {
         def.extra_pairs = extra.iter().map(|(p, m)| (p.label(), m.label())).collect();
         if def.columns.is_empty() {
             def.columns = DEFAULT_COLUMNS.iter().map(|c| c.to_string()).collect();
@@ -273,17 +315,28 @@ impl Sweep {
                 bail!("--param {p}: `policy.params.{k}` is varied; a --param would override every point's value");
             }
         }
-        let points = crate::sweep::expand(base, &def.vary)?;
+        Ok(def)
+    }
+
+    /// The common end of [`Sweep::new`] and [`Sweep::of_table`]: checks every point's
+    /// parameters and digests the base (its text and folder), the scripts and the definition.
+    fn of_points(
+        def: SweepDef,
+        points: Vec<crate::sweep::Point>,
+        (base, dir): (&[u8], Option<&Path>),
+        placements: Vec<PolicyRef>,
+        migrations: Vec<PolicyRef>,
+        extra: Vec<crate::compare::Pair>,
+    ) -> Result<Sweep> {
         for pt in &points {
             policy::params(&pt.scenario, &def.params)
                 .with_context(|| format!("point {}", pt.label()))?;
         }
         let mut h = crate::digest::Fnv::new();
         h.add(RESULT_FORMAT.as_bytes());
-        let text = crate::input::read_limited(base, "scenario")?;
-        h.add(&text);
+        h.add(base);
         for f in crate::sweep::scenario_values(&def.vary)? {
-            let p = base.parent().unwrap_or(Path::new(".")).join(&f);
+            let p = dir.unwrap_or(Path::new(".")).join(&f);
             h.add(f.as_bytes());
             h.add(&crate::input::read_limited(&p, "scenario")?);
         }

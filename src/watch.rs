@@ -77,6 +77,8 @@ enum PolicyKey {
     Script(PathBuf),
     /// A built-in reference script, by its project path: never changes, never watched.
     Builtin(&'static str),
+    /// A script given as text: never changes, never watched.
+    Inline(Arc<policy::InlineScript>),
 }
 
 impl PolicyKey {
@@ -85,6 +87,7 @@ impl PolicyKey {
             PolicyRef::Native(n) => PolicyKey::Native(n.clone()),
             PolicyRef::Script(p) => PolicyKey::Script(absolute(p)),
             PolicyRef::Builtin(b) => PolicyKey::Builtin(b.path),
+            PolicyRef::Inline(i) => PolicyKey::Inline(i.clone()),
         }
     }
     fn to_ref(&self) -> PolicyRef {
@@ -97,6 +100,7 @@ impl PolicyKey {
                     .find(|b| b.path == *path)
                     .expect("a key is made from a built-in script"),
             ),
+            PolicyKey::Inline(i) => PolicyRef::Inline(i.clone()),
         }
     }
     fn label(&self) -> String {

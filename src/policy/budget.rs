@@ -91,11 +91,13 @@ impl Budget {
         self.set_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Whether the run was cancelled.
+    /// Whether the run was cancelled (by `watch`, or by a [`crate::interrupt`] request).
     pub fn cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
+        crate::interrupt::requested()
+            || self
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     /// Before a hook call: whether the run's budget is already spent.

@@ -226,6 +226,9 @@ impl Script {
         if let EvalAltResult::ErrorTerminated(token, _) = inner {
             let why = token.clone().into_string().unwrap_or_default();
             if why == budget::STOP_CANCELLED {
+                if crate::interrupt::requested() {
+                    return crate::interrupt::Interrupted.into();
+                }
                 return crate::engine::Cancelled.into();
             }
             msg = if why == budget::STOP_RUN {

@@ -59,6 +59,22 @@ pub enum PolicyRef {
     Script(PathBuf),
     /// A script of `policies/` embedded at build time, used when no such file is on disk.
     Builtin(&'static builtin::Builtin),
+    /// A script given as text (by a Python caller), under a name of the caller's choosing.
+    Inline(Arc<InlineScript>),
+}
+
+/// A script given as text: its messages name it `<name>`.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InlineScript {
+    pub name: String,
+    pub source: String,
+}
+
+impl InlineScript {
+    /// What its messages call it: `<name>`.
+    pub fn shown(&self) -> String {
+        format!("<{}>", self.name)
+    }
 }
 
 impl PolicyRef {
@@ -71,6 +87,7 @@ impl PolicyRef {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| p.display().to_string()),
             PolicyRef::Builtin(b) => b.name.to_string(),
+            PolicyRef::Inline(i) => i.name.clone(),
         }
     }
 
@@ -80,8 +97,32 @@ impl PolicyRef {
             PolicyRef::Native(_) => None,
             PolicyRef::Script(p) => Some(crate::input::read_text(p, "script")?),
             PolicyRef::Builtin(b) => Some(b.source.to_string()),
+            PolicyRef::Inline(i) => Some(i.source.clone()),
         })
     }
+}
+
+/// The pair a run uses: `placement` and `migration` where given, else the scenario's own
+/// (`policy.placement`, `policy.migration`, whose script paths are relative to the scenario's
+/// folder).
+pub fn scenario_pair(
+    scenario: &Scenario,
+    placement: Option<PolicyRef>,
+    migration: Option<PolicyRef>,
+) -> Result<(PolicyRef, PolicyRef)> {
+    let dir = scenario.path.as_deref().and_then(Path::parent);
+    let from_file = |kind: &str| format!("{}: policy.{kind}", scenario.name);
+    let p = match placement {
+        Some(p) => p,
+        None => resolve(&scenario.file.policy.placement, Kind::Placement, dir)
+            .with_context(|| from_file("placement"))?,
+    };
+    let m = match migration {
+        Some(m) => m,
+        None => resolve(&scenario.file.policy.migration, Kind::Migration, dir)
+            .with_context(|| from_file("migration"))?,
+    };
+    Ok((p, m))
 }
 
 /// Resolves `spec`: a native name, a path (relative to `base`, else the working directory), a
@@ -336,6 +377,7 @@ fn load_script(engine: &rhai::Engine, r: &PolicyRef) -> Result<Script> {
     match r {
         PolicyRef::Script(p) => Script::load(engine, p),
         PolicyRef::Builtin(b) => Script::compile(engine, Path::new(&b.shown()), b.source.into()),
+        PolicyRef::Inline(i) => Script::compile(engine, Path::new(&i.shown()), i.source.clone()),
         PolicyRef::Native(n) => bail!("{n} is a native strategy, not a script"),
     }
 }

@@ -171,7 +171,7 @@ impl Scenario {
         let provenance = preset::apply(&mut table, path).map_err(|e| anyhow!("{label}: {e:#}"))?;
         let file: ScenarioFile = toml::Value::Table(table).try_into().map_err(|e| {
             let msg = e.to_string().trim().replace('\n', " ");
-            anyhow!("{label}: {msg}")
+            anyhow!("{label}: {msg}{}", suggestion(&msg))
         })?;
         let mut sc = Scenario::from_file(file, path)?;
         sc.provenance = provenance;
