@@ -116,3 +116,31 @@ def test_ctrl_c_interrupts_a_long_compare():
     assert lines[0].startswith("interrupted after"), out
     assert lines[-1] == "next call ok"
     assert stopped < 10, f"took {stopped:.1f} s to stop"
+
+
+def test_a_long_call_releases_the_gil():
+    """While a comparison runs on another Python thread, this one keeps running."""
+    import threading
+
+    sc = kvtier.Scenario.load("scenarios/seed-w100.toml").with_(**{"workload.decode": 1024})
+    done = threading.Event()
+
+    def work():
+        try:
+            kvtier.compare(sc, ["prefer_hbm", "split_token"], ["none", "alpha"])
+        finally:
+            done.set()
+
+    t = threading.Thread(target=work)
+    start = time.monotonic()
+    t.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.005)
+    t.join()
+    elapsed = time.monotonic() - start
+    assert elapsed > 0.2, "too short to tell"
+    # Holding the GIL for the call would leave this thread a tick or two; released, it ticks
+    # every 5 ms or so (a quarter of that as the floor on a loaded machine).
+    assert ticks > elapsed / 0.005 / 4, (ticks, elapsed)
