@@ -74,13 +74,11 @@ impl TokenSet {
 
     /// `a - b` as a new set of `a`'s capacity (one pass).
     pub fn and_not(a: &TokenSet, b: &TokenSet) -> TokenSet {
+        // Slices of equal length (not a chain padding `b` with zeros), so the loop vectorizes.
+        let n = a.words.len().min(b.words.len());
         let mut words = Vec::with_capacity(a.words.len());
-        words.extend(
-            a.words
-                .iter()
-                .zip(b.words.iter().chain(std::iter::repeat(&0)))
-                .map(|(x, y)| x & !y),
-        );
+        words.extend(a.words[..n].iter().zip(&b.words[..n]).map(|(x, y)| x & !y));
+        words.extend_from_slice(&a.words[n..]);
         TokenSet {
             words,
             capacity: a.capacity,
@@ -89,19 +87,19 @@ impl TokenSet {
 
     /// `self &= keep - drop` (one pass; missing words of `keep` are empty, of `drop` empty).
     pub fn keep_minus(&mut self, keep: &TokenSet, drop: Option<&TokenSet>) {
-        let kw = keep.words.iter().chain(std::iter::repeat(&0));
-        match drop {
-            Some(d) => {
-                let dw = d.words.iter().chain(std::iter::repeat(&0));
-                for ((w, k), d) in self.words.iter_mut().zip(kw).zip(dw) {
-                    *w &= k & !d;
-                }
+        // Slices of equal length (not chains padded with zeros), so the loops vectorize.
+        let n = self.words.len().min(keep.words.len());
+        let (head, tail) = self.words.split_at_mut(n);
+        tail.fill(0);
+        let keep = &keep.words[..n];
+        let m = drop.map_or(0, |d| n.min(d.words.len()));
+        if let Some(d) = drop {
+            for ((w, k), d) in head[..m].iter_mut().zip(&keep[..m]).zip(&d.words[..m]) {
+                *w &= k & !d;
             }
-            None => {
-                for (w, k) in self.words.iter_mut().zip(kw) {
-                    *w &= k;
-                }
-            }
+        }
+        for (w, k) in head[m..].iter_mut().zip(&keep[m..]) {
+            *w &= k;
         }
     }
 
@@ -290,6 +288,48 @@ impl TokenSet {
         }
     }
 
+    /// Keeps the `n` highest positions (all when there are fewer): what
+    /// `iter_rev().take(n)` visits, a word at a time.
+    pub fn keep_newest(&mut self, n: u64) {
+        let mut left = n;
+        let mut words = self.words.iter_mut().rev();
+        for w in words.by_ref() {
+            let ones = u64::from(w.count_ones());
+            if ones <= left {
+                left -= ones;
+                continue;
+            }
+            // Clear the lowest `ones - left` bits of this word, then every lower word.
+            for _ in 0..ones - left {
+                *w &= *w - 1;
+            }
+            break;
+        }
+        words.for_each(|w| *w = 0);
+    }
+
+    /// Keeps the `n` lowest positions (all when there are fewer): what `iter().take(n)`
+    /// visits, a word at a time.
+    pub fn keep_oldest(&mut self, n: u64) {
+        let mut left = n;
+        let mut words = self.words.iter_mut();
+        for w in words.by_ref() {
+            let ones = u64::from(w.count_ones());
+            if ones <= left {
+                left -= ones;
+                continue;
+            }
+            // Keep the lowest `left` bits of this word, then clear every higher word.
+            let mut rest = *w;
+            for _ in 0..left {
+                rest &= rest - 1;
+            }
+            *w &= !rest;
+            break;
+        }
+        words.for_each(|w| *w = 0);
+    }
+
     /// Keeps only positions below `end`.
     pub fn truncate(&mut self, end: usize) {
         self.remove_range(end, self.capacity);
@@ -427,6 +467,24 @@ mod tests {
             .filter(|_| r.next_u64() & 1 == 1)
             .for_each(|p| s.insert(p));
         s
+    }
+
+    #[test]
+    fn keeping_the_newest_or_oldest_equals_taking_from_the_iterators() {
+        for (cap, seed) in [(1, 1), (64, 2), (130, 3), (1000, 4), (4097, 5)] {
+            let s = random(cap, seed);
+            let total = s.count();
+            for n in [0, 1, 2, 63, 64, 65, total / 2, total.saturating_sub(1), total, total + 7] {
+                let mut newest = s.clone();
+                newest.keep_newest(n);
+                let want: Vec<usize> = s.iter_rev().take(n as usize).collect();
+                assert_eq!(newest.iter_rev().collect::<Vec<_>>(), want, "newest {cap} {n}");
+                let mut oldest = s.clone();
+                oldest.keep_oldest(n);
+                let want: Vec<usize> = s.iter().take(n as usize).collect();
+                assert_eq!(oldest.iter().collect::<Vec<_>>(), want, "oldest {cap} {n}");
+            }
+        }
     }
 
     #[test]

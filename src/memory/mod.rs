@@ -450,14 +450,11 @@ impl Memory {
         self.hbm_used_bytes += b;
         match job {
             None => {
-                if moved == available {
-                    // Every wanted entry moves: one word-wise union, not a bit at a time.
-                    r.hbm.union_with(&want);
-                } else {
-                    for p in want.iter_rev().take(moved as usize) {
-                        r.hbm.insert(p);
-                    }
+                // Word-wise, not a bit at a time: the newest `moved` wanted entries.
+                if moved < available {
+                    want.keep_newest(moved);
                 }
+                r.hbm.union_with(&want);
                 r.hbm_count += moved;
                 c.move_up(b);
                 c.to_hbm += b;
@@ -521,13 +518,14 @@ impl Memory {
                 c.to_ext += b;
             }
         }
-        if moved == count {
-            r.hbm.subtract(&take);
-        } else {
-            for p in victims(&take) {
-                r.hbm.remove(p);
+        // Word-wise, not a bit at a time: the `moved` victims in `order`.
+        if moved < count {
+            match order {
+                Order::NewestFirst => take.keep_newest(moved),
+                Order::OldestFirst => take.keep_oldest(moved),
             }
         }
+        r.hbm.subtract(&take);
         r.hbm_count -= moved;
         self.hbm_used_bytes -= b;
         moved
