@@ -474,11 +474,26 @@ mod tests {
         for (cap, seed) in [(1, 1), (64, 2), (130, 3), (1000, 4), (4097, 5)] {
             let s = random(cap, seed);
             let total = s.count();
-            for n in [0, 1, 2, 63, 64, 65, total / 2, total.saturating_sub(1), total, total + 7] {
+            for n in [
+                0,
+                1,
+                2,
+                63,
+                64,
+                65,
+                total / 2,
+                total.saturating_sub(1),
+                total,
+                total + 7,
+            ] {
                 let mut newest = s.clone();
                 newest.keep_newest(n);
                 let want: Vec<usize> = s.iter_rev().take(n as usize).collect();
-                assert_eq!(newest.iter_rev().collect::<Vec<_>>(), want, "newest {cap} {n}");
+                assert_eq!(
+                    newest.iter_rev().collect::<Vec<_>>(),
+                    want,
+                    "newest {cap} {n}"
+                );
                 let mut oldest = s.clone();
                 oldest.keep_oldest(n);
                 let want: Vec<usize> = s.iter().take(n as usize).collect();
