@@ -2,8 +2,9 @@
 //! on Ctrl-C (the Python package: SIGINT there raises `KeyboardInterrupt`, and the interpreter
 //! must live on).
 //!
-//! The decode loop checks it once per step and the script host every 256 Rhai operations, so a
-//! request lands within milliseconds whatever the run is doing. The command line never sets
+//! The decode loop checks it once per step, the script host every 256 Rhai operations and the
+//! best static schedule's search once per trace step, so a request lands within milliseconds
+//! whatever the run is doing. The command line never sets
 //! it: there Ctrl-C removes partial outputs and exits (see `main.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -149,6 +149,8 @@ fn walk(
     let mut step = StepSkips::default();
     let mut reads = TokenSet::new(s.positions());
     for n in s.prefill..s.prefill + s.decode {
+        // The search walks the trace several times: a stop request ends it between steps.
+        crate::interrupt::check()?;
         src.next_step(&mut step)?;
         for (l, p) in present.iter_mut().enumerate() {
             let ls = &step.layers[l];
