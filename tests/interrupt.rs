@@ -16,8 +16,8 @@ fn interrupted<T: std::fmt::Debug>(r: anyhow::Result<T>) -> bool {
 fn a_stop_request_ends_every_kind_of_work_and_can_be_withdrawn() {
     let tiny = Scenario::load(std::path::Path::new("scenarios/tiny.toml")).unwrap();
     let seed = Scenario::load(std::path::Path::new("scenarios/seed-w100.toml")).unwrap();
-    let before = kvtier::simulate(&tiny, kvtier::native_policy("hbm").unwrap().as_mut(), None)
-        .unwrap();
+    let before =
+        kvtier::simulate(&tiny, kvtier::native_policy("hbm").unwrap().as_mut(), None).unwrap();
 
     interrupt::request();
     // The native decode loop.
@@ -28,12 +28,16 @@ fn a_stop_request_ends_every_kind_of_work_and_can_be_withdrawn() {
     let m = policy::resolve("alpha", Kind::Migration, None).unwrap();
     let mut scripted =
         policy::build_for(&tiny, &p, &m, policy::params(&tiny, &[]).unwrap(), None).unwrap();
-    assert!(interrupted(kvtier::simulate(&tiny, scripted.as_mut(), None)));
+    assert!(interrupted(kvtier::simulate(
+        &tiny,
+        scripted.as_mut(),
+        None
+    )));
     // The best static schedule's search (it walks the trace before any run).
     assert!(interrupted(kvtier::optimize::search(&seed)));
     interrupt::clear();
 
-    let after = kvtier::simulate(&tiny, kvtier::native_policy("hbm").unwrap().as_mut(), None)
-        .unwrap();
+    let after =
+        kvtier::simulate(&tiny, kvtier::native_policy("hbm").unwrap().as_mut(), None).unwrap();
     assert_eq!(before, after);
 }

@@ -195,36 +195,41 @@ def _scenario(s: ScenarioLike) -> Scenario:
     return s if isinstance(s, Scenario) else Scenario.load(s)
 
 
-# The tidy record's columns that hold integers (empty on error rows).
-_INT_FIELDS = {
-    "moved_to_hbm_bytes",
-    "moved_to_ext_bytes",
-    "passive_bytes",
-    "fallbacks",
-    "refused_bytes",
-    "peak_hbm_kv_bytes",
-    "kv_budget_bytes",
-    "hbm_read_bytes",
-    "ext_read_bytes",
-    "queued_at_end_bytes",
-    "compute_bound_rows",
-}
-_STR_FIELDS = {"scenario", "placement", "migration", "status", "scenario_file"}
+def _column(values: List[Any]) -> Any:
+    """One column of JSON records with the dtype its values call for: JSON integers (u64 in
+    Rust; floats are always written with a point) as int64, or nullable Int64 when some rows
+    have none; numbers as float64 with NaN for none (an empty column too); bools as bool."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return np.full(len(values), np.nan)
+    if all(isinstance(v, bool) for v in present) and len(present) == len(values):
+        return np.array(values, dtype=bool)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        if len(present) == len(values):
+            return np.array(values, dtype=np.int64)
+        return pd.array(values, dtype="Int64")
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return pd.Series(values, dtype=object)
 
 
 def _frame(records_json: str) -> pd.DataFrame:
-    """The CLI's JSON records as a DataFrame with the CSV's columns, in order. Integer fields
-    are int64, or pandas' nullable Int64 when some run failed (its row has no numbers)."""
+    """The CLI's JSON records as a DataFrame with the CSV's columns, in order."""
     records = json.loads(records_json)
     columns = list(records[0].keys()) if records else []
-    df = pd.DataFrame.from_records(records, columns=columns)
-    for c in df.columns:
-        if c in _INT_FIELDS:
-            df[c] = df[c].astype("Int64" if df[c].isna().any() else "int64")
-        elif c in _STR_FIELDS:
-            df[c] = df[c].astype(object)
-        elif df[c].dtype == object and df[c].map(lambda x: x is None or isinstance(x, (int, float))).all():
-            df[c] = df[c].astype("float64")
+    return pd.DataFrame({c: _column([r[c] for r in records]) for c in columns}, columns=columns)
+
+
+def _check_errors(errors: str) -> None:
+    if errors not in ("raise", "keep"):
+        raise ValueError('errors is "raise" or "keep"')
+
+
+def _table(records_json: str, errors: str, what: str) -> pd.DataFrame:
+    """A compare's or sweep's table; with ``errors="raise"``, its first failure raised."""
+    df = _frame(records_json)
+    if errors == "raise":
+        _raise_failures(df, what)
     return df
 
 
@@ -260,43 +265,27 @@ class Result:
 
 
 # The per-sublayer CSV's columns (SPEC 9, then 9b), in order.
-ROW_COLUMNS = (
-    "step",
-    "layer",
-    "sublayer",
-    "hbm_read",
-    "ext_read",
-    "hbm_bytes",
-    "link_bytes",
-    "exti_bytes",
-    "to_hbm",
-    "to_ext",
-    "time_s",
-    "alpha",
-    "link_read",
-    "link_write",
-    "flops",
-    "copy_bytes",
-)
+ROW_COLUMNS = tuple(_native.row_columns())
 _SUBLAYERS = pd.CategoricalDtype(["attn", "mlp", "step"])
 
 
-def _rows(columns: Sequence[Tuple[str, bytes]]) -> pd.DataFrame:
-    cols = dict(columns)
+def _rows(columns: Sequence[Tuple[str, str, bytes]]) -> pd.DataFrame:
+    """The per-sublayer records from the engine's byte columns, by kind: ``i64``, ``f64``
+    (NaN where the CSV is empty), ``i64?`` (nullable: the ``valid`` column that follows says
+    where) and ``sublayer`` (category codes)."""
     data: Dict[str, Any] = {}
-    valid = np.frombuffer(cols["layer_valid"], dtype=np.uint8).astype(bool)
-    for name in ROW_COLUMNS:
-        if name == "sublayer":
-            codes = np.frombuffer(cols["sublayer"], dtype=np.int8)
+    valid = {name: np.frombuffer(raw, dtype=np.uint8).astype(bool) for name, kind, raw in columns if kind == "valid"}
+    for name, kind, raw in columns:
+        if kind == "i64":
+            data[name] = np.frombuffer(raw, dtype=np.int64)
+        elif kind == "f64":
+            data[name] = np.frombuffer(raw, dtype=np.float64)
+        elif kind == "i64?":
+            data[name] = pd.arrays.IntegerArray(np.frombuffer(raw, dtype=np.int64), ~valid[name])
+        elif kind == "sublayer":
+            codes = np.frombuffer(raw, dtype=np.int8)
             data[name] = pd.Categorical.from_codes(codes, dtype=_SUBLAYERS)
-        elif name == "layer":
-            values = np.frombuffer(cols["layer"], dtype=np.int64)
-            data[name] = pd.arrays.IntegerArray(values, ~valid)
-        elif name in ("time_s", "alpha", "flops"):
-            data[name] = np.frombuffer(cols[name], dtype=np.float64)
-        else:
-            data[name] = np.frombuffer(cols[name], dtype=np.int64)
-    return pd.DataFrame(data, copy=False)
+    return pd.DataFrame(data, columns=list(ROW_COLUMNS), copy=False)
 
 
 def run(
@@ -341,8 +330,7 @@ def compare(
     :class:`PolicyError` (the whole table is on its ``frame`` attribute); ``errors="keep"``
     returns the table with the error in that row's ``status``.
     """
-    if errors not in ("raise", "keep"):
-        raise ValueError('errors is "raise" or "keep"')
+    _check_errors(errors)
     sc = _scenario(scenario)
     with _reraise():
         text = _native.compare(
@@ -353,10 +341,7 @@ def compare(
             bool(best_static),
             _params(params),
         )
-    df = _frame(text)
-    if errors == "raise":
-        _raise_failures(df, "pairs")
-    return df
+    return _table(text, errors, "pairs")
 
 
 def sweep(
@@ -374,8 +359,7 @@ def sweep(
     sweep``). Returns the CLI's ``sweep --format csv`` table: the varied keys first, then one
     column per summary field. ``errors`` as in :func:`compare`.
     """
-    if errors not in ("raise", "keep"):
-        raise ValueError('errors is "raise" or "keep"')
+    _check_errors(errors)
     if not vary:
         raise ScenarioError("a sweep needs at least one key to vary")
     sc = _scenario(scenario)
@@ -390,10 +374,7 @@ def sweep(
             bool(best_static),
             _params(params),
         )
-    df = _frame(text)
-    if errors == "raise":
-        _raise_failures(df, "runs")
-    return df
+    return _table(text, errors, "runs")
 
 
 def strategies() -> pd.DataFrame:

@@ -403,19 +403,38 @@ impl RecordSink for Columns {
     }
 }
 
+/// A byte column: its name, its kind for the package (`i64`, `f64`, `i64?` with a `valid`
+/// column of the same name after it, `sublayer` codes), its bytes.
+type ByteColumn = (&'static str, &'static str, Py<PyBytes>);
+
 impl Columns {
-    fn into_py(self, py: Python<'_>) -> Vec<(&'static str, Py<PyBytes>)> {
+    /// The columns in the CSV's order.
+    fn into_py(self, py: Python<'_>) -> Result<Vec<ByteColumn>> {
         let mut out = Vec::with_capacity(17);
-        for (name, col) in INT_COLUMNS.iter().zip(&self.ints) {
-            out.push((*name, PyBytes::new(py, col).unbind()));
+        for name in kvtier::results::CSV_HEADER.split(',') {
+            let bytes = |b: &[u8]| PyBytes::new(py, b).unbind();
+            if let Some(i) = INT_COLUMNS.iter().position(|c| *c == name) {
+                let kind = if name == "layer" { "i64?" } else { "i64" };
+                out.push((INT_COLUMNS[i], kind, bytes(&self.ints[i])));
+                if name == "layer" {
+                    out.push(("layer", "valid", bytes(&self.layer_valid)));
+                }
+            } else if let Some(i) = FLOAT_COLUMNS.iter().position(|c| *c == name) {
+                out.push((FLOAT_COLUMNS[i], "f64", bytes(&self.floats[i])));
+            } else if name == "sublayer" {
+                out.push(("sublayer", "sublayer", bytes(&self.sublayer)));
+            } else {
+                anyhow::bail!("the CSV column {name} has no byte column (a bug in kvtier)");
+            }
         }
-        for (name, col) in FLOAT_COLUMNS.iter().zip(&self.floats) {
-            out.push((*name, PyBytes::new(py, col).unbind()));
-        }
-        out.push(("sublayer", PyBytes::new(py, &self.sublayer).unbind()));
-        out.push(("layer_valid", PyBytes::new(py, &self.layer_valid).unbind()));
-        out
+        Ok(out)
     }
+}
+
+/// The per-sublayer CSV's columns, in order (SPEC 9, then 9b).
+#[pyfunction]
+fn row_columns() -> Vec<&'static str> {
+    kvtier::results::CSV_HEADER.split(',').collect()
 }
 
 /// Runs one pair; returns the CLI's JSON record (`kvtier run --format json`) and, when
@@ -430,7 +449,7 @@ fn run(
     migration: Option<Strategy>,
     params: Vec<String>,
     rows: bool,
-) -> PyResult<(String, Option<Vec<(&'static str, Py<PyBytes>)>>)> {
+) -> PyResult<(String, Option<Vec<ByteColumn>>)> {
     let sc = &scenario.get().scenario;
     let resolve = || -> Result<_> {
         let p = placement
@@ -472,7 +491,11 @@ fn run(
         x_best_static: None,
     };
     let json = kvtier::records::json(&[record]).map_err(fail(Stage::Run))?;
-    Ok((json, columns.map(|c| c.into_py(py))))
+    let columns = columns
+        .map(|c| c.into_py(py))
+        .transpose()
+        .map_err(fail(Stage::Run))?;
+    Ok((json, columns))
 }
 
 /// Every placement with every migration (the seed's folders when both lists are empty), then
@@ -493,9 +516,7 @@ fn compare(
     let outcome = call(py, || {
         let (mut c, _) = kvtier::compare::run_pairs(sc, &pairs, &params, None, false, &|| {})?;
         if best_static {
-            let (_, s) = kvtier::optimize::search(sc)?;
-            let rows = kvtier::optimize::best_static(&c);
-            c.best_static_s = Some(rows.map_or(s.decode_time_s, |b| b.min(s.decode_time_s)));
+            kvtier::optimize::set_best_static(sc, &mut c)?;
         }
         kvtier::compare::render(&c, Format::Json, GroupBy::None)
     })?;
@@ -507,19 +528,21 @@ fn pairs_of(
     migrations: Vec<Strategy>,
     baselines: bool,
 ) -> Result<Vec<kvtier::compare::Pair>> {
-    let expand = |list: Vec<Strategy>, default: &str, kind: Kind| -> Result<Vec<PolicyRef>> {
-        if list.is_empty() {
-            return policy::expand_all(&[], &[default], kind);
-        }
-        strategies(list, kind)
-    };
-    let p = expand(placements, "policies/placement", Kind::Placement)?;
-    let m = expand(migrations, "policies/migration", Kind::Migration)?;
+    let p = strategies_or(placements, &["policies/placement"], Kind::Placement)?;
+    let m = strategies_or(migrations, &["policies/migration"], Kind::Migration)?;
     let mut pairs = kvtier::compare::cross(&p, &m);
     if baselines {
         pairs.extend(policy::baseline_pairs(Path::new(policy::BASELINES_DIR))?);
     }
     Ok(pairs)
+}
+
+/// The strategies given, else the command line's defaults (names, folders).
+fn strategies_or(list: Vec<Strategy>, defaults: &[&str], kind: Kind) -> Result<Vec<PolicyRef>> {
+    if list.is_empty() {
+        return policy::expand_all(&[], defaults, kind);
+    }
+    strategies(list, kind)
 }
 
 /// A sweep from the scenario: `vary` is a JSON list of `[key, [values...]]` (linked keys are
@@ -561,15 +584,8 @@ fn sweep(
     };
     let vary = prepare().map_err(fail(Stage::Scenario))?;
     let build = || -> Result<kvtier::sweep_run::Sweep> {
-        let defaults = |list: Vec<Strategy>, default: &[&str], kind| {
-            if list.is_empty() {
-                policy::expand_all(&[], default, kind)
-            } else {
-                strategies(list, kind)
-            }
-        };
-        let placements = defaults(placements, &["prefer_hbm"], Kind::Placement)?;
-        let migrations = defaults(migrations, &["none", "alpha"], Kind::Migration)?;
+        let placements = strategies_or(placements, &["prefer_hbm"], Kind::Placement)?;
+        let migrations = strategies_or(migrations, &["none", "alpha"], Kind::Migration)?;
         let def = kvtier::sweep_run::SweepDef {
             title: None,
             base: ns
@@ -661,6 +677,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(builtin_strategies, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(classify, m)?)?;
+    m.add_function(wrap_pyfunction!(row_columns, m)?)?;
     Ok(())
 }
 

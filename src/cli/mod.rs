@@ -162,7 +162,7 @@ pub fn compare(
         kvtier::compare::run_pairs(&scenario, &run, params, csv, plot.is_some(), &|| bar.tick())?;
     bar.finish();
     if best_static {
-        add_best_static(&scenario, &mut c)?;
+        kvtier::optimize::set_best_static(&scenario, &mut c)?;
     }
     emit(&kvtier::compare::render(&c, format, by)?, out)?;
     if let Some(dir) = plot {
@@ -174,14 +174,6 @@ pub fn compare(
 }
 
 /// `kvtier report`: every pair run once, then one self-contained HTML file.
-/// Sets the comparison's best static time: the search's, or a static row's if one is better.
-fn add_best_static(scenario: &Scenario, c: &mut kvtier::compare::Comparison) -> Result<()> {
-    let (_, s) = kvtier::optimize::search(scenario)?;
-    let rows = kvtier::optimize::best_static(c);
-    c.best_static_s = Some(rows.map_or(s.decode_time_s, |b| b.min(s.decode_time_s)));
-    Ok(())
-}
-
 pub fn report(
     path: &Path,
     which: PairArgs,
@@ -196,7 +188,7 @@ pub fn report(
         kvtier::compare::run_pairs(&scenario, &run, params, None, true, &|| bar.tick())?;
     bar.finish();
     if best_static {
-        add_best_static(&scenario, &mut c)?;
+        kvtier::optimize::set_best_static(&scenario, &mut c)?;
     }
     let html = kvtier::report::html(&scenario, &c, &pairs)?;
     kvtier::output::write_atomic(out, |w| {

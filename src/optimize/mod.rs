@@ -83,6 +83,15 @@ pub fn best_static(c: &Comparison) -> Option<f64> {
         .min_by(f64::total_cmp)
 }
 
+/// Sets `c.best_static_s` (`compare --best-static`): the search's time, or a static row's if one
+/// is better.
+pub fn set_best_static(sc: &Scenario, c: &mut Comparison) -> Result<()> {
+    let (_, s) = search(sc)?;
+    let rows = best_static(c);
+    c.best_static_s = Some(rows.map_or(s.decode_time_s, |b| b.min(s.decode_time_s)));
+    Ok(())
+}
+
 /// The per-layer choice of the search, as a table, markdown or CSV (JSON: see
 /// [`render_json`]).
 pub fn render_layers(o: &Optimum, format: Format) -> String {
