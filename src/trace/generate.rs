@@ -77,8 +77,12 @@ struct HhLayer {
     /// Pages currently skipped.
     skipped: Vec<u32>,
     /// The positions of the skipped pages (kept as pages flip, so a step copies it instead of
-    /// expanding pages into positions).
+    /// expanding pages into positions), unless `stale`.
     positions: TokenSet,
+    /// Whether `positions` lags `skipped`: a step that sets its pages afresh writes them
+    /// straight into the step's set and leaves `positions` behind, to be rebuilt only when a
+    /// later step flips pages again.
+    stale: bool,
     /// Pages that are candidates (fully older than the recent window).
     candidates: usize,
     young_rng: Rng,
@@ -195,6 +199,7 @@ impl Generator {
                         read: Vec::new(),
                         skipped: Vec::new(),
                         positions: TokenSet::new(s.positions()),
+                        stale: false,
                         candidates: 0,
                         young_rng: Rng::new(stream_seed(seed, STREAM_YOUNG, l as u64)),
                         young: Vec::new(),
@@ -356,30 +361,30 @@ impl HhLayer {
             // One copy of the loop per page size, so that the shifts are constants and the
             // churn loop keeps its state in registers.
             PageFlip::Word { per_word_log2 } => match per_word_log2 {
-                0 => self.choose(hp, layer, present, flip_word::<0>),
-                1 => self.choose(hp, layer, present, flip_word::<1>),
-                2 => self.choose(hp, layer, present, flip_word::<2>),
-                3 => self.choose(hp, layer, present, flip_word::<3>),
-                4 => self.choose(hp, layer, present, flip_word::<4>),
-                5 => self.choose(hp, layer, present, flip_word::<5>),
-                _ => self.choose(hp, layer, present, flip_word::<6>),
+                0 => self.choose(hp, layer, present, n, out, flip_word::<0>),
+                1 => self.choose(hp, layer, present, n, out, flip_word::<1>),
+                2 => self.choose(hp, layer, present, n, out, flip_word::<2>),
+                3 => self.choose(hp, layer, present, n, out, flip_word::<3>),
+                4 => self.choose(hp, layer, present, n, out, flip_word::<4>),
+                5 => self.choose(hp, layer, present, n, out, flip_word::<5>),
+                _ => self.choose(hp, layer, present, n, out, flip_word::<6>),
             },
-            PageFlip::Range { page } => self.choose(hp, layer, present, |w: &mut [u64], p: u32| {
-                let (start, end) = (p as usize * page, (p as usize + 1) * page);
-                for (i, word) in w
-                    .iter_mut()
-                    .enumerate()
-                    .take(end.div_ceil(64))
-                    .skip(start / 64)
-                {
-                    let lo = start.max(i * 64) - i * 64;
-                    let hi = end.min(i * 64 + 64) - i * 64;
-                    *word ^= mask_bits(lo, hi);
-                }
-            }),
+            PageFlip::Range { page } => {
+                self.choose(hp, layer, present, n, out, |w: &mut [u64], p: u32| {
+                    let (start, end) = (p as usize * page, (p as usize + 1) * page);
+                    for (i, word) in w
+                        .iter_mut()
+                        .enumerate()
+                        .take(end.div_ceil(64))
+                        .skip(start / 64)
+                    {
+                        let lo = start.max(i * 64) - i * 64;
+                        let hi = end.min(i * 64 + 64) - i * 64;
+                        *word ^= mask_bits(lo, hi);
+                    }
+                })
+            }
         }
-        // Every skipped page lies whole below `n - recent`: the copy needs no tail mask.
-        out.copy_prefix(&self.positions, n);
         let mut count = self.skipped.len() as u64 * hp.page as u64;
         if !self.skipped.is_empty() && hp.sinks > 0 {
             count -= out.count_in(0, hp.sinks);
@@ -391,14 +396,17 @@ impl HhLayer {
         count
     }
 
-    /// Moves pages between read and skipped to reach the layer's target, then churns; `flip`
-    /// changes a page in the words of `positions`.
+    /// Moves pages between read and skipped to reach the layer's target, then churns, and
+    /// writes the skipped pages' positions into `out` (capacity `n`); `flip` changes a page in
+    /// a set's words.
     #[inline(always)]
     fn choose(
         &mut self,
         hp: &HhParams,
         layer: usize,
         present: u64,
+        n: usize,
+        out: &mut TokenSet,
         flip: impl Fn(&mut [u64], u32),
     ) {
         let target = round_half_up(hp.targets[layer] * present as f64 / hp.page as f64) as usize;
@@ -419,11 +427,12 @@ impl HhLayer {
         // Churn: swap (1 - keep) of the read pages with skipped ones.
         let swaps = (round_half_up((1.0 - hp.keep) * self.read.len() as f64) as usize)
             .min(self.skipped.len());
-        let words = self.positions.words_mut();
         // Flipping the two pages of every swap costs more than setting the skipped pages
         // afresh once the swaps outnumber half the skipped pages: then the loop only swaps.
         let rebuild = 2 * swaps > self.skipped.len();
-        if !rebuild {
+        let track = !rebuild && !self.stale;
+        let words = self.positions.words_mut();
+        if track {
             moved.iter().for_each(|&p| flip(words, p));
         }
         let (read, skipped) = (&mut self.read[..], &mut self.skipped[..]);
@@ -437,16 +446,25 @@ impl HhLayer {
             let (a, b) = (read[i], skipped[j]);
             read[i] = b;
             skipped[j] = a;
-            if !rebuild {
+            if track {
                 flip(words, a);
                 flip(words, b);
             }
         }
         self.rng = rng;
-        if rebuild {
-            // Every skipped page lies below the candidates; nothing past them is ever set.
-            let end = (self.candidates * hp.page).div_ceil(64).min(words.len());
-            words[..end].fill(0);
+        // Every skipped page lies whole below `n - recent` (and below the candidates): the
+        // step's set needs no tail mask, and nothing past the candidates is ever set.
+        if track {
+            out.copy_prefix(&self.positions, n);
+            return;
+        }
+        out.reset(n);
+        let step_words = out.words_mut();
+        skipped.iter().for_each(|&p| flip(step_words, p));
+        self.stale = rebuild;
+        if !rebuild {
+            // Flips come next: bring `positions` up to date first.
+            words.fill(0);
             skipped.iter().for_each(|&p| flip(words, p));
         }
     }
@@ -470,5 +488,67 @@ impl HhLayer {
             self.young.push((n, n + 1 + age as usize));
         }
         added
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The positions of `pages` below `n`, without the first `sinks`: what a step must hold.
+    fn expand(pages: &[u32], page: usize, n: usize, sinks: usize) -> TokenSet {
+        let mut s = TokenSet::new(n);
+        for &p in pages {
+            let start = p as usize * page;
+            s.insert_range(start.max(sinks).min(n), (start + page).min(n));
+        }
+        s
+    }
+
+    proptest! {
+        /// Whichever way a step is built (pages flipped in the kept positions and copied, or set
+        /// afresh in the step's set, which leaves the kept positions behind until a later step
+        /// flips again), it holds exactly the skipped pages. `keep` changes from step to step so
+        /// that steps switch between the two ways in every order.
+        #[test]
+        fn a_step_holds_exactly_the_skipped_pages(
+            page in prop::sample::select(vec![1usize, 2, 8, 16, 64, 100]),
+            keeps in prop::collection::vec(prop::sample::select(vec![0.0, 0.3, 0.7, 0.95, 1.0]), 1..30),
+            share in 0.05f64..0.9,
+            seed in any::<u64>(),
+        ) {
+            let mut hp = HhParams {
+                sinks: 4,
+                recent: 64,
+                page,
+                keep: 1.0,
+                targets: vec![share],
+                flip: PageFlip::new(page),
+                young: 0.0,
+                young_window: 1,
+                dense_layers: 0,
+            };
+            let positions = 3000 + keeps.len();
+            let mut layer = HhLayer {
+                rng: crate::rng::Rng::new(seed),
+                read: Vec::new(),
+                skipped: Vec::new(),
+                positions: TokenSet::new(positions),
+                stale: false,
+                candidates: 0,
+                young_rng: crate::rng::Rng::new(seed ^ 1),
+                young: Vec::new(),
+            };
+            let mut out = TokenSet::default();
+            for (k, &keep) in keeps.iter().enumerate() {
+                hp.keep = keep;
+                let n = 3000 + k;
+                let count = layer.step(&hp, 0, n, n as u64, &mut out);
+                let want = expand(&layer.skipped, page, n, hp.sinks);
+                prop_assert!(out == want, "step {k}: the set differs from its pages");
+                prop_assert_eq!(count, want.count());
+            }
+        }
     }
 }
