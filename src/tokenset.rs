@@ -61,6 +61,15 @@ impl TokenSet {
         self.capacity = capacity;
     }
 
+    /// Makes room for a capacity of `capacity` positions without changing the set, so that
+    /// later resets up to it do not reallocate.
+    pub fn reserve_room(&mut self, capacity: usize) {
+        let n = words_for(capacity);
+        if self.words.capacity() < n {
+            self.words.reserve_exact(n - self.words.len());
+        }
+    }
+
     /// The positions of `src` below `capacity`, in a set of that capacity (one pass).
     pub fn from_prefix(src: &TokenSet, capacity: usize) -> TokenSet {
         let n = words_for(capacity);

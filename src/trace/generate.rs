@@ -237,9 +237,14 @@ impl TraceSource for Generator {
     /// that a layer's state stays in cache over the batch.
     fn next_steps(&mut self, outs: &mut [StepSkips]) -> Result<()> {
         let own = self.own.clone();
+        // Room for the last step's positions in every buffer: a recycled buffer then grows at
+        // most once, not every 64 steps (each growth a reallocation and, with the allocator's
+        // trimming, fresh pages).
+        let room = self.dims.prefill + self.dims.decode;
         for (k, out) in outs.iter_mut().enumerate() {
             out.step = self.step + k;
             out.layers.resize_with(own.len(), Default::default);
+            out.layers.iter_mut().for_each(|ls| ls.tokens.reserve_room(room));
             for l in 0..self.dims.layers {
                 let (a, b) = (self.flags.unit(), self.flags.unit());
                 if let Some(ls) = l.checked_sub(own.start).and_then(|i| out.layers.get_mut(i)) {
