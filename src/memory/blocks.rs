@@ -108,9 +108,7 @@ impl Memory {
     ) -> u64 {
         let k = self.entry_bytes;
         let r = &self.layers[layer];
-        let mut want = set.clone();
-        want.intersect_with(&r.present);
-        want.subtract(&r.hbm);
+        let mut want = TokenSet::and_minus(set, &r.present, Some(&r.hbm));
         if r.queued_count > 0 {
             want.subtract(&r.queued);
         }
@@ -164,11 +162,7 @@ impl Memory {
         let k = self.entry_bytes;
         let exclusive = self.hierarchy == Hierarchy::Exclusive;
         let r = &self.layers[layer];
-        let mut take = set.clone();
-        take.intersect_with(&r.hbm);
-        if r.queued_count > 0 {
-            take.subtract(&r.queued);
-        }
+        let take = TokenSet::and_minus(set, &r.hbm, (r.queued_count > 0).then_some(&r.queued));
         let (mut cap, mut moved) = (cap_bytes, 0);
         for b in self.blocks_of(&take, order) {
             let (lo, hi) = self.block_range(b);

@@ -433,8 +433,7 @@ impl Memory {
     ) -> u64 {
         let k = self.entry_bytes;
         let r = &mut self.layers[layer];
-        let mut want = set.clone();
-        want.keep_minus(&r.present, Some(&r.hbm));
+        let mut want = TokenSet::and_minus(set, &r.present, Some(&r.hbm));
         if r.queued_count > 0 {
             want.subtract(&r.queued);
         }
@@ -487,8 +486,7 @@ impl Memory {
         let k = self.entry_bytes;
         let exclusive = self.hierarchy == Hierarchy::Exclusive;
         let r = &mut self.layers[layer];
-        let mut take = set.clone();
-        take.keep_minus(&r.hbm, (r.queued_count > 0).then_some(&r.queued));
+        let mut take = TokenSet::and_minus(set, &r.hbm, (r.queued_count > 0).then_some(&r.queued));
         let count = take.count();
         let moved = count.min(cap_entries);
         if moved == 0 {
