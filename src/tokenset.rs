@@ -550,7 +550,11 @@ mod tests {
             slow.intersect_with(&b);
             slow.subtract(&c);
             assert_eq!(fast, slow, "keep_minus {ca} {cb} {cc}");
-            assert_eq!(TokenSet::and_minus(&a, &b, Some(&c)), slow, "and_minus {ca} {cb} {cc}");
+            assert_eq!(
+                TokenSet::and_minus(&a, &b, Some(&c)),
+                slow,
+                "and_minus {ca} {cb} {cc}"
+            );
             let mut fast = a.clone();
             fast.keep_minus(&b, None);
             let mut slow = a.clone();

@@ -244,7 +244,9 @@ impl TraceSource for Generator {
         for (k, out) in outs.iter_mut().enumerate() {
             out.step = self.step + k;
             out.layers.resize_with(own.len(), Default::default);
-            out.layers.iter_mut().for_each(|ls| ls.tokens.reserve_room(room));
+            out.layers
+                .iter_mut()
+                .for_each(|ls| ls.tokens.reserve_room(room));
             for l in 0..self.dims.layers {
                 let (a, b) = (self.flags.unit(), self.flags.unit());
                 if let Some(ls) = l.checked_sub(own.start).and_then(|i| out.layers.get_mut(i)) {
