@@ -461,19 +461,20 @@ impl HhLayer {
         self.rng = rng;
         // Every skipped page lies whole below `n - recent` (and below the candidates): the
         // step's set needs no tail mask, and nothing past the candidates is ever set.
-        if track {
-            out.copy_prefix(&self.positions, n);
+        if rebuild {
+            out.reset(n);
+            let step_words = out.words_mut();
+            skipped.iter().for_each(|&p| flip(step_words, p));
+            self.stale = true;
             return;
         }
-        out.reset(n);
-        let step_words = out.words_mut();
-        skipped.iter().for_each(|&p| flip(step_words, p));
-        self.stale = rebuild;
-        if !rebuild {
-            // Flips come next: bring `positions` up to date first.
+        if self.stale {
+            // Flips resume with this step: bring `positions` up to date.
             words.fill(0);
             skipped.iter().for_each(|&p| flip(words, p));
+            self.stale = false;
         }
+        out.copy_prefix(&self.positions, n);
     }
 
     /// Skips the entries released early from the recent window whose release step has come (and
