@@ -14,7 +14,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, FLOAT, INT};
+use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, ImmutableString, Map, FLOAT, INT};
 
 use super::api;
 use super::budget::Budget;
@@ -267,31 +267,37 @@ fn cap_of(cap: INT) -> RResult<Option<u64>> {
 
 /// Registers a function with its doc comment from [`api::VERBS`] (for `kvtier api
 /// --definitions`).
+/// The same function is recorded in `natives`, for compiled hooks ([`super::fast`]).
 macro_rules! reg {
-    ($engine:expr, $name:expr, [$($p:expr),*], $f:expr) => {
+    ($engine:expr, $natives:expr, $name:expr, [$($p:expr),*], $f:expr) => {{
+        let f = $f;
+        $natives.add($name, f);
         FuncRegistration::new($name)
             .with_params_info([$($p),*].into_iter().chain([api::returns($name)]))
             .with_comments(api::comments($name))
-            .register_into_engine($engine, $f)
-    };
+            .register_into_engine($engine, f)
+    }};
 }
 pub(super) use reg;
 
 /// Registers `ctx`, `TokenSet` and every verb on `engine`.
 pub fn register(engine: &mut Engine) {
+    let natives = &mut super::fast::Natives::default();
     engine.register_type_with_name::<Ctx>("Ctx");
     engine.register_type_with_name::<ScriptSet>("TokenSet");
 
     // --- read-only state (properties: cheaper than methods)
     macro_rules! get {
         ($name:expr, $ty:expr, |$s:ident| $body:expr) => {
+            let f = |c: &mut Ctx| -> RResult<_> {
+                let $s = c.sim()?;
+                Ok($body)
+            };
+            natives.add(concat!("get$", $name), f);
             FuncRegistration::new(concat!("get$", $name))
                 .with_params_info(["ctx: Ctx", $ty])
                 .with_comments(api::comments($name))
-                .register_into_engine(engine, |c: &mut Ctx| -> RResult<_> {
-                    let $s = c.sim()?;
-                    Ok($body)
-                });
+                .register_into_engine(engine, f);
         };
     }
     get!("step", "int", |s| s.step as INT);
@@ -345,20 +351,25 @@ pub fn register(engine: &mut Engine) {
     // --- parameters
     reg!(
         engine,
+        natives,
         "param",
         ["ctx: Ctx", "name: &str"],
-        |c: &mut Ctx, name: &str| -> RResult<Dynamic> { c.param(name, None) }
+        |c: &mut Ctx, name: ImmutableString| -> RResult<Dynamic> { c.param(&name, None) }
     );
     reg!(
         engine,
+        natives,
         "param",
         ["ctx: Ctx", "name: &str", "default: ?"],
-        |c: &mut Ctx, name: &str, d: Dynamic| -> RResult<Dynamic> { c.param(name, Some(d)) }
+        |c: &mut Ctx, name: ImmutableString, d: Dynamic| -> RResult<Dynamic> {
+            c.param(&name, Some(d))
+        }
     );
 
     // --- residency
     reg!(
         engine,
+        natives,
         "hbm_set",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
@@ -369,6 +380,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "ext_set",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
@@ -379,6 +391,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "present",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
@@ -389,6 +402,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "block_cover",
         ["ctx: Ctx", "set: TokenSet"],
         |c: &mut Ctx, set: ScriptSet| -> RResult<ScriptSet> {
@@ -407,6 +421,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "queued",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<ScriptSet> {
@@ -417,6 +432,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "hbm_count",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<INT> {
@@ -426,6 +442,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "present_count",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<INT> {
@@ -435,6 +452,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "hbm_any_layer",
         ["ctx: Ctx"],
         |c: &mut Ctx| -> RResult<ScriptSet> {
@@ -445,6 +463,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "empty",
         ["ctx: Ctx"],
         |c: &mut Ctx| -> RResult<ScriptSet> {
@@ -454,6 +473,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "tokens",
         ["ctx: Ctx", "start: int", "end: int"],
         |c: &mut Ctx, a: INT, b: INT| -> RResult<ScriptSet> {
@@ -468,6 +488,7 @@ pub fn register(engine: &mut Engine) {
         ($name:expr, |$s:ident, $l:ident, $k:ident| $body:expr) => {
             reg!(
                 engine,
+                natives,
                 $name,
                 ["ctx: Ctx", "layer: int", "k: int"],
                 |c: &mut Ctx, l: INT, k: INT| -> RResult<ScriptSet> {
@@ -492,6 +513,7 @@ pub fn register(engine: &mut Engine) {
     future_set!("read_all", |s, l, k| query::read_over(s, l, 1, k, true));
     reg!(
         engine,
+        natives,
         "will_skip",
         ["ctx: Ctx", "layer: int", "pos: int", "k: int"],
         |c: &mut Ctx, l: INT, p: INT, k: INT| -> RResult<bool> {
@@ -502,6 +524,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "layer_skips_ahead",
         ["ctx: Ctx", "layer: int", "k: int"],
         |c: &mut Ctx, l: INT, k: INT| -> RResult<INT> {
@@ -516,6 +539,7 @@ pub fn register(engine: &mut Engine) {
     // --- the past
     reg!(
         engine,
+        natives,
         "past_skipped",
         ["ctx: Ctx", "layer: int", "w: int", "min: int"],
         |c: &mut Ctx, l: INT, w: INT, m: INT| -> RResult<ScriptSet> {
@@ -529,6 +553,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "past_skipped_any",
         ["ctx: Ctx", "layer: int", "w: int"],
         |c: &mut Ctx, l: INT, w: INT| -> RResult<ScriptSet> {
@@ -540,6 +565,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "past_skipped_all",
         ["ctx: Ctx", "layer: int", "w: int"],
         |c: &mut Ctx, l: INT, w: INT| -> RResult<ScriptSet> {
@@ -552,6 +578,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "layer_skips",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<INT> {
@@ -561,6 +588,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "skip_share",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<FLOAT> {
@@ -570,6 +598,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "mean_skip_share",
         ["ctx: Ctx"],
         |c: &mut Ctx| -> RResult<FLOAT> {
@@ -588,6 +617,7 @@ pub fn register(engine: &mut Engine) {
         ($name:expr, $window:expr, |$s:ident, $c:ident, $set:ident, $l:ident, $w:ident, $k:ident| $body:expr) => {
             reg!(
                 engine,
+                natives,
                 $name,
                 [
                     "ctx: Ctx",
@@ -627,6 +657,7 @@ pub fn register(engine: &mut Engine) {
     });
     reg!(
         engine,
+        natives,
         "attn_weight_hbm",
         ["ctx: Ctx", "layer: int"],
         |c: &mut Ctx, l: INT| -> RResult<INT> {
@@ -637,6 +668,7 @@ pub fn register(engine: &mut Engine) {
 
     reg!(
         engine,
+        natives,
         "flexgen_kv_share",
         ["ctx: Ctx"],
         |c: &mut Ctx| -> RResult<FLOAT> {
@@ -648,6 +680,7 @@ pub fn register(engine: &mut Engine) {
     // --- alpha
     reg!(
         engine,
+        natives,
         "predicted_alpha",
         ["ctx: Ctx", "step: int", "layer: int"],
         |c: &mut Ctx, n: INT, l: INT| -> RResult<Dynamic> {
@@ -660,6 +693,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "predicted_reads",
         ["ctx: Ctx", "step: int", "layer: int"],
         |c: &mut Ctx, n: INT, l: INT| -> RResult<Map> {
@@ -705,52 +739,61 @@ pub fn register(engine: &mut Engine) {
     }
     reg!(
         engine,
+        natives,
         "to_hbm",
         ["ctx: Ctx", "set: TokenSet", "layer: int"],
         |c: &mut Ctx, set: ScriptSet, l: INT| mv(c, &set, Some(l), None, true)
     );
     reg!(
         engine,
+        natives,
         "to_hbm",
         ["ctx: Ctx", "set: TokenSet", "layer: int", "cap_bytes: int"],
         |c: &mut Ctx, set: ScriptSet, l: INT, cap: INT| mv(c, &set, Some(l), cap_of(cap)?, true)
     );
     reg!(
         engine,
+        natives,
         "to_ext",
         ["ctx: Ctx", "set: TokenSet", "layer: int"],
         |c: &mut Ctx, set: ScriptSet, l: INT| mv(c, &set, Some(l), None, false)
     );
     reg!(
         engine,
+        natives,
         "to_ext",
         ["ctx: Ctx", "set: TokenSet", "layer: int", "cap_bytes: int"],
         |c: &mut Ctx, set: ScriptSet, l: INT, cap: INT| mv(c, &set, Some(l), cap_of(cap)?, false)
     );
     reg!(
         engine,
+        natives,
         "to_hbm_all",
         ["ctx: Ctx", "set: TokenSet"],
         |c: &mut Ctx, set: ScriptSet| mv(c, &set, None, None, true)
     );
     reg!(
         engine,
+        natives,
         "to_hbm_all",
         ["ctx: Ctx", "set: TokenSet", "cap_bytes: int"],
         |c: &mut Ctx, set: ScriptSet, cap: INT| mv(c, &set, None, cap_of(cap)?, true)
     );
     reg!(
         engine,
+        natives,
         "to_ext_all",
         ["ctx: Ctx", "set: TokenSet"],
         |c: &mut Ctx, set: ScriptSet| mv(c, &set, None, None, false)
     );
     reg!(
         engine,
+        natives,
         "to_ext_all",
         ["ctx: Ctx", "set: TokenSet", "cap_bytes: int"],
         |c: &mut Ctx, set: ScriptSet, cap: INT| mv(c, &set, None, cap_of(cap)?, false)
     );
 
-    super::sets::register(engine);
+    super::sets::register(engine, natives);
+    std::mem::take(natives).publish();
 }

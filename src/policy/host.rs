@@ -11,6 +11,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope, AST};
 
 use super::budget::{self, Budget};
 use super::ctx::{self, Ctx};
+use super::fast::{self, FastFn};
 use crate::engine::{Policy, Sim};
 use crate::memory::Tier;
 use crate::tokenset::TokenSet;
@@ -104,6 +105,9 @@ pub enum Hook {
     Initial,
 }
 
+/// Every hook, in the order of [`Hook`]'s values.
+const HOOKS: [Hook; 4] = [Hook::Place, Hook::OnStep, Hook::OnLayer, Hook::Initial];
+
 impl Hook {
     pub fn name(self) -> &'static str {
         match self {
@@ -124,6 +128,8 @@ pub struct Script {
     ast: AST,
     /// 1-based line and column of each hook's `fn`.
     hooks: [Option<(usize, usize)>; 4],
+    /// Each hook compiled, where its body allows it ([`fast`]).
+    fast: [Option<FastFn>; 4],
 }
 
 /// Most lines, and most characters on a line, in a script: Rhai keeps positions in 16 bits, so
@@ -169,10 +175,7 @@ impl Script {
         ast.set_source(path.display().to_string());
         let code = code_only(&source);
         let mut hooks = [None; 4];
-        for (i, h) in [Hook::Place, Hook::OnStep, Hook::OnLayer, Hook::Initial]
-            .iter()
-            .enumerate()
-        {
+        for (i, h) in HOOKS.iter().enumerate() {
             let found: Vec<usize> = ast
                 .iter_functions()
                 .filter(|f| f.name == h.name())
@@ -196,17 +199,29 @@ impl Script {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
+        let fast = HOOKS.map(|h| {
+            let compiled = hooks[h as usize].is_some() && fast::enabled();
+            compiled
+                .then(|| FastFn::compile(engine, &ast, h.name()))
+                .flatten()
+        });
         Ok(Script {
             path: path.to_path_buf(),
             label,
             source,
             ast,
             hooks,
+            fast,
         })
     }
 
     pub fn has(&self, h: Hook) -> bool {
         self.hooks[h as usize].is_some()
+    }
+
+    /// Whether hook `h` runs compiled rather than in Rhai's interpreter.
+    pub fn compiled(&self, h: Hook) -> bool {
+        self.fast[h as usize].is_some()
     }
 
     /// Turns a runtime error of hook `h` into `file:line:col: in h: message` and the source line.
@@ -440,6 +455,9 @@ struct HookCalls {
     global: rhai::GlobalRuntimeState,
     caches: rhai::Caches,
     calls: [AST; 4],
+    /// A compiled hook's variables, and the scope its calls into Rhai bind their operands in.
+    slots: Vec<Dynamic>,
+    operands: Scope<'static>,
 }
 
 impl HookCalls {
@@ -457,7 +475,9 @@ impl HookCalls {
         HookCalls {
             global,
             caches,
-            calls: [Hook::Place, Hook::OnStep, Hook::OnLayer, Hook::Initial].map(call),
+            calls: HOOKS.map(call),
+            slots: Vec::new(),
+            operands: Scope::new(),
         }
     }
 }
@@ -540,26 +560,45 @@ impl ScriptedPolicy {
             .as_mut()
             .expect("a script has its hook calls");
         calls.global.num_operations = 0;
-        let call = &calls.calls[h as usize];
-        #[allow(deprecated)] // the one raw call that keeps caches between calls (internals)
-        let r = self
-            .engine
-            .eval_statements_raw(
-                &mut calls.global,
-                &mut calls.caches,
-                &mut self.scope,
-                call.statements(),
-            )
-            // As `call_fn` does: an error inside the hook is the hook's error. Any other error
-            // was raised at the call expression, whose position means nothing to the script's
-            // author: drop it, so the error points at the hook.
-            .map_err(|e| match *e {
-                EvalAltResult::ErrorInFunctionCall(name, _, inner, _) if name == h.name() => inner,
-                mut other => {
-                    other.set_position(Position::NONE);
-                    Box::new(other)
-                }
-            })
+        let r = match &script.fast[h as usize] {
+            Some(f) => {
+                let mut rt = fast::Runtime {
+                    engine: &self.engine,
+                    global: &mut calls.global,
+                    caches: &mut calls.caches,
+                    scope: &mut calls.operands,
+                    budget: &self.budget,
+                    slots: &mut calls.slots,
+                };
+                f.call(&mut rt, Dynamic::from(self.ctx.clone()))
+            }
+            None => {
+                let call = &calls.calls[h as usize];
+                #[allow(deprecated)] // the one raw call that keeps caches between calls (internals)
+                self.engine
+                    .eval_statements_raw(
+                        &mut calls.global,
+                        &mut calls.caches,
+                        &mut self.scope,
+                        call.statements(),
+                    )
+                    // As `call_fn` does: an error inside the hook is the hook's error. Any
+                    // other error was raised at the call expression, whose position means
+                    // nothing to the script's author: drop it, so the error points at the hook.
+                    .map_err(|e| match *e {
+                        EvalAltResult::ErrorInFunctionCall(name, _, inner, _)
+                            if name == h.name() =>
+                        {
+                            inner
+                        }
+                        mut other => {
+                            other.set_position(Position::NONE);
+                            Box::new(other)
+                        }
+                    })
+            }
+        };
+        let r = r
             .map_err(|e| script.runtime_error(h, &e, max_run_ops))
             .map_err(|e| {
                 // Name where the run was: `file:line:col: in on_layer (step 4, layer 1): ...`.

@@ -13,6 +13,7 @@ pub mod api;
 pub mod budget;
 pub mod builtin;
 pub mod ctx;
+pub mod fast;
 pub mod host;
 pub mod query;
 pub mod sets;

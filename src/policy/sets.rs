@@ -7,7 +7,7 @@ use rhai::{Array, Dynamic, Engine, FuncRegistration, INT};
 use super::api;
 use super::ctx::{index, int, reg, take, Ctx, RResult, ScriptSet};
 
-pub fn register(engine: &mut Engine) {
+pub fn register(engine: &mut Engine, natives: &mut super::fast::Natives) {
     fn and(a: &mut ScriptSet, b: ScriptSet) -> RResult<ScriptSet> {
         let mut s = a.set.clone();
         s.intersect_with(&b.set);
@@ -29,59 +29,58 @@ pub fn register(engine: &mut Engine) {
         s.subtract(&b.set);
         a.with(s)
     }
-    reg!(engine, "and", ["a: TokenSet", "b: TokenSet"], and);
-    reg!(engine, "or", ["a: TokenSet", "b: TokenSet"], or);
-    reg!(engine, "minus", ["a: TokenSet", "b: TokenSet"], minus);
-    // The operators own their operands (temporaries, or copies Rhai made of variables), so the
-    // result reuses an operand's words instead of a copy of them.
-    engine.register_fn("&", |mut a: ScriptSet, b: ScriptSet| {
-        a.charge_pass();
-        a.set.intersect_with(&b.set);
-        a
-    });
-    engine.register_fn("|", |a: ScriptSet, b: ScriptSet| {
-        // Keep the larger capacity so no position is lost.
-        let (mut big, small) = if a.set.capacity() >= b.set.capacity() {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        big.charge_pass();
-        big.set.union_with(&small.set);
-        big
-    });
-    engine.register_fn("-", |mut a: ScriptSet, b: ScriptSet| {
-        a.charge_pass();
-        a.set.subtract(&b.set);
-        a
-    });
+    reg!(engine, natives, "and", ["a: TokenSet", "b: TokenSet"], and);
+    reg!(engine, natives, "or", ["a: TokenSet", "b: TokenSet"], or);
+    reg!(
+        engine,
+        natives,
+        "minus",
+        ["a: TokenSet", "b: TokenSet"],
+        minus
+    );
+    engine.register_fn("&", op_and);
+    engine.register_fn("|", op_or);
+    engine.register_fn("-", op_minus);
     // print(set) and `${set}`: the set's runs, `{0..4, 6}` (half-open, single positions alone).
     engine.register_fn("to_string", |a: &mut ScriptSet| shown(a));
     engine.register_fn("to_debug", |a: &mut ScriptSet| shown(a));
-    reg!(engine, "count", ["set: TokenSet"], |a: &mut ScriptSet| int(
-        a.set.count()
-    ));
-    engine.register_get("count", |a: &mut ScriptSet| int(a.set.count()));
-    reg!(engine, "bytes", ["set: TokenSet"], |a: &mut ScriptSet| int(
-        a.set.count().saturating_mul(a.entry_bytes)
-    ));
-    engine.register_get("bytes", |a: &mut ScriptSet| {
-        int(a.set.count().saturating_mul(a.entry_bytes))
-    });
     reg!(
         engine,
+        natives,
+        "count",
+        ["set: TokenSet"],
+        |a: &mut ScriptSet| int(a.set.count())
+    );
+    let count = |a: &mut ScriptSet| int(a.set.count());
+    natives.add("get$count", count);
+    engine.register_get("count", count);
+    reg!(
+        engine,
+        natives,
+        "bytes",
+        ["set: TokenSet"],
+        |a: &mut ScriptSet| int(a.set.count().saturating_mul(a.entry_bytes))
+    );
+    let bytes = |a: &mut ScriptSet| int(a.set.count().saturating_mul(a.entry_bytes));
+    natives.add("get$bytes", bytes);
+    engine.register_get("bytes", bytes);
+    reg!(
+        engine,
+        natives,
         "is_empty",
         ["set: TokenSet"],
         |a: &mut ScriptSet| a.set.is_empty()
     );
     reg!(
         engine,
+        natives,
         "contains",
         ["set: TokenSet", "pos: int"],
         |a: &mut ScriptSet, p: INT| p >= 0 && a.set.contains(p as usize)
     );
     reg!(
         engine,
+        natives,
         "first",
         ["set: TokenSet", "k: int"],
         |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
@@ -90,6 +89,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "last",
         ["set: TokenSet", "k: int"],
         |a: &mut ScriptSet, k: INT| -> RResult<ScriptSet> {
@@ -98,6 +98,7 @@ pub fn register(engine: &mut Engine) {
     );
     reg!(
         engine,
+        natives,
         "between",
         ["set: TokenSet", "start: int", "end: int"],
         |a: &mut ScriptSet, s: INT, e: INT| -> RResult<ScriptSet> {
@@ -108,18 +109,23 @@ pub fn register(engine: &mut Engine) {
             a.with(out)
         }
     );
-    reg!(engine, "oldest", ["set: TokenSet"], |a: &mut ScriptSet| a
-        .set
-        .iter()
-        .next()
-        .map_or(-1, |p| p as INT));
-    reg!(engine, "newest", ["set: TokenSet"], |a: &mut ScriptSet| a
-        .set
-        .iter_rev()
-        .next()
-        .map_or(-1, |p| p as INT));
     reg!(
         engine,
+        natives,
+        "oldest",
+        ["set: TokenSet"],
+        |a: &mut ScriptSet| a.set.iter().next().map_or(-1, |p| p as INT)
+    );
+    reg!(
+        engine,
+        natives,
+        "newest",
+        ["set: TokenSet"],
+        |a: &mut ScriptSet| a.set.iter_rev().next().map_or(-1, |p| p as INT)
+    );
+    reg!(
+        engine,
+        natives,
         "ranges",
         ["set: TokenSet"],
         |a: &mut ScriptSet| -> RResult<Array> {
@@ -162,4 +168,34 @@ fn shown(a: &ScriptSet) -> String {
         parts.push(format!("... {} more runs", r.len() - MAX_RUNS));
     }
     format!("{{{}}}", parts.join(", "))
+}
+
+// The set operators own their operands (temporaries, or copies Rhai made of variables), so the
+// result reuses an operand's words instead of a copy of them. Compiled hooks call them too.
+
+/// `a & b`.
+pub fn op_and(mut a: ScriptSet, b: ScriptSet) -> ScriptSet {
+    a.charge_pass();
+    a.set.intersect_with(&b.set);
+    a
+}
+
+/// `a | b`.
+pub fn op_or(a: ScriptSet, b: ScriptSet) -> ScriptSet {
+    // Keep the larger capacity so no position is lost.
+    let (mut big, small) = if a.set.capacity() >= b.set.capacity() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    big.charge_pass();
+    big.set.union_with(&small.set);
+    big
+}
+
+/// `a - b`.
+pub fn op_minus(mut a: ScriptSet, b: ScriptSet) -> ScriptSet {
+    a.charge_pass();
+    a.set.subtract(&b.set);
+    a
 }

@@ -1,0 +1,501 @@
+//! Running a compiled hook: statements over variable slots, natives called directly, and
+//! every case the translation does not handle itself handed to Rhai (see the module
+//! documentation of [`super`]).
+
+use std::mem;
+
+use rhai::{
+    Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Position, Scope, FLOAT, INT,
+};
+
+use super::{Base, Bin, Block, Call, Ex, Fallback, FastFn, Link, St};
+use crate::policy::budget::Budget;
+use crate::policy::ctx::{RResult, ScriptSet};
+use crate::policy::host::MAX_OPERATIONS_PER_CALL;
+use crate::policy::sets;
+
+/// What a compiled hook runs with: the engine and runtime state its fallbacks use (the same
+/// state Rhai's own calls of the script use), a scope for their operands, and the budget.
+pub struct Runtime<'a> {
+    pub engine: &'a Engine,
+    pub global: &'a mut GlobalRuntimeState,
+    pub caches: &'a mut Caches,
+    pub scope: &'a mut Scope<'static>,
+    pub budget: &'a Budget,
+    /// Variable slots, kept from call to call.
+    pub slots: &'a mut Vec<Dynamic>,
+}
+
+/// How a statement ends other than normally.
+enum Ctl {
+    Err(Box<EvalAltResult>),
+    Break,
+    Continue,
+    Return(Dynamic),
+}
+
+impl From<Box<EvalAltResult>> for Ctl {
+    fn from(e: Box<EvalAltResult>) -> Ctl {
+        Ctl::Err(e)
+    }
+}
+
+type R<T> = Result<T, Ctl>;
+
+const ARG_NAMES: [&str; 8] = [
+    "kv_a0", "kv_a1", "kv_a2", "kv_a3", "kv_a4", "kv_a5", "kv_a6", "kv_a7",
+];
+
+impl FastFn {
+    /// Calls the hook with `ctx` as its parameter; its value, as Rhai's call would return it.
+    pub fn call(&self, rt: &mut Runtime, ctx: Dynamic) -> RResult<Dynamic> {
+        rt.slots.clear();
+        rt.slots.resize(self.slots, Dynamic::UNIT);
+        rt.slots[0] = ctx;
+        let r = rt.block(&self.body);
+        rt.slots.clear();
+        match r {
+            Ok(v) | Err(Ctl::Return(v)) => Ok(v),
+            Err(Ctl::Err(e)) => Err(limit_unplaced(e)),
+            // Rhai refuses break and continue outside a loop when it parses the script.
+            Err(Ctl::Break | Ctl::Continue) => Ok(Dynamic::UNIT),
+        }
+    }
+}
+
+/// A limit error (operations, nesting, data size, a stop of the budget) reaches the host
+/// alone and without a position, however deep in the script's own functions it was raised:
+/// what Rhai's call of the hook gives too.
+fn limit_unplaced(e: Box<EvalAltResult>) -> Box<EvalAltResult> {
+    fn is_limit(e: &EvalAltResult) -> bool {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => is_limit(inner),
+            EvalAltResult::ErrorTooManyOperations(..)
+            | EvalAltResult::ErrorStackOverflow(..)
+            | EvalAltResult::ErrorDataTooLarge(..)
+            | EvalAltResult::ErrorTerminated(..) => true,
+            _ => false,
+        }
+    }
+    if !is_limit(&e) {
+        return e;
+    }
+    let mut e = e;
+    loop {
+        e = match *e {
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => inner,
+            other => {
+                let mut e = Box::new(other);
+                e.set_position(Position::NONE);
+                return e;
+            }
+        }
+    }
+}
+
+fn fill(mut e: Box<EvalAltResult>, pos: Position) -> Box<EvalAltResult> {
+    if e.position().is_none() {
+        e.set_position(pos);
+    }
+    e
+}
+
+fn mismatch(rt: &Runtime, expected: &str, got: &Dynamic, pos: Position) -> Ctl {
+    Ctl::Err(Box::new(EvalAltResult::ErrorMismatchDataType(
+        rt.engine.map_type_name(expected).to_string(),
+        got.type_name().to_string(),
+        pos,
+    )))
+}
+
+impl Runtime<'_> {
+    /// One operation: Rhai's per-call limit and the run's budget, as Rhai's progress callback
+    /// checks them.
+    fn tick(&mut self, pos: Position) -> R<()> {
+        self.global.num_operations += 1;
+        let n = self.global.num_operations;
+        if n > MAX_OPERATIONS_PER_CALL {
+            return Err(Box::new(EvalAltResult::ErrorTooManyOperations(pos)).into());
+        }
+        if let Some(token) = self.budget.progress(n) {
+            return Err(Box::new(EvalAltResult::ErrorTerminated(token, pos)).into());
+        }
+        Ok(())
+    }
+
+    fn block(&mut self, b: &Block) -> R<Dynamic> {
+        let mut value = Dynamic::UNIT;
+        let mut end = Ok(());
+        for s in &b.stmts {
+            match self.stmt(s) {
+                Ok(v) => value = v,
+                Err(c) => {
+                    end = Err(c);
+                    break;
+                }
+            }
+        }
+        for s in b.slots.clone() {
+            self.slots[s] = Dynamic::UNIT;
+        }
+        end.map(|()| value)
+    }
+
+    fn condition(&mut self, e: &Ex, pos: Position) -> R<bool> {
+        let v = self.expr(e)?;
+        v.as_bool().map_err(|_| mismatch(self, "bool", &v, pos))
+    }
+
+    fn stmt(&mut self, s: &St) -> R<Dynamic> {
+        self.tick(Position::NONE)?;
+        match s {
+            St::Let(slot, e) | St::Assign(slot, e) => {
+                let v = self.expr(e)?;
+                self.slots[*slot] = v;
+                Ok(Dynamic::UNIT)
+            }
+            St::OpAssign(slot, op, e, pos, fb) => {
+                let y = self.expr(e)?;
+                let x = mem::take(&mut self.slots[*slot]);
+                let v = match binary(*op, x, y) {
+                    Ok(v) => v.map_err(|e| fill(e, *pos))?,
+                    Err((x, y)) => {
+                        let mut x = x;
+                        let r = self.fallback(fb, Some(&mut x), vec![y], *pos);
+                        self.slots[*slot] = x;
+                        r.map(drop)?;
+                        return Ok(Dynamic::UNIT);
+                    }
+                };
+                self.slots[*slot] = v;
+                Ok(Dynamic::UNIT)
+            }
+            St::If(c, pos, yes, no) => {
+                if self.condition(c, *pos)? {
+                    self.block(yes)
+                } else {
+                    self.block(no)
+                }
+            }
+            St::For {
+                slot,
+                range,
+                body,
+                pos,
+            } => {
+                let (from, to) = self.range(range)?;
+                let mut end = Ok(Dynamic::UNIT);
+                let mut i = from;
+                while i < to {
+                    if let Err(c) = self.tick(*pos) {
+                        end = Err(c);
+                        break;
+                    }
+                    self.slots[*slot] = Dynamic::from_int(i);
+                    match self.block(body) {
+                        Ok(_) | Err(Ctl::Continue) => {}
+                        Err(Ctl::Break) => break,
+                        Err(c) => {
+                            end = Err(c);
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+                self.slots[*slot] = Dynamic::UNIT;
+                end
+            }
+            St::While(cond, body) => {
+                loop {
+                    self.tick(Position::NONE)?;
+                    if let Some((c, pos)) = cond {
+                        if !self.condition(c, *pos)? {
+                            break;
+                        }
+                    }
+                    match self.block(body) {
+                        Ok(_) | Err(Ctl::Continue) => {}
+                        Err(Ctl::Break) => break,
+                        Err(c) => return Err(c),
+                    }
+                }
+                Ok(Dynamic::UNIT)
+            }
+            St::Expr(e) => self.expr(e),
+            St::Return(e) => {
+                let v = match e {
+                    Some(e) => self.expr(e)?,
+                    None => Dynamic::UNIT,
+                };
+                Err(Ctl::Return(v))
+            }
+            St::Break => Err(Ctl::Break),
+            St::Continue => Err(Ctl::Continue),
+        }
+    }
+
+    /// A for loop's range as a half-open `from..to` of integers; a range of anything else is
+    /// built by Rhai, and only an integer range is iterated.
+    fn range(&mut self, e: &Ex) -> R<(INT, INT)> {
+        let (v, pos) = match e {
+            Ex::Range(ends, inclusive, pos, fb) => {
+                let a = self.expr(&ends[0])?;
+                let b = self.expr(&ends[1])?;
+                if let (Ok(a), Ok(b)) = (a.as_int(), b.as_int()) {
+                    // `a..=INT::MAX` would overflow the half-open end: Rhai iterates it; so
+                    // do we, up to the limit of operations long before.
+                    let to = if *inclusive { b.saturating_add(1) } else { b };
+                    return Ok((a, to));
+                }
+                (self.fallback(fb, None, vec![a, b], *pos)?, pos)
+            }
+            // A constant range (checked when compiled).
+            other => (self.expr(other)?, &Position::NONE),
+        };
+        if let Some(r) = v.read_lock::<std::ops::Range<INT>>() {
+            return Ok((r.start, r.end));
+        }
+        if let Some(r) = v.read_lock::<std::ops::RangeInclusive<INT>>() {
+            return Ok((*r.start(), r.end().saturating_add(1)));
+        }
+        Err(Box::new(EvalAltResult::ErrorFor(*pos)).into())
+    }
+
+    fn expr(&mut self, e: &Ex) -> R<Dynamic> {
+        match e {
+            Ex::Const(v) => Ok(v.clone()),
+            Ex::Var(slot) => Ok(self.slots[*slot].clone()),
+            Ex::Take(slot) => Ok(mem::take(&mut self.slots[*slot])),
+            Ex::Neg(x, pos, fb) => {
+                let v = self.expr(x)?;
+                if let Ok(i) = v.as_int() {
+                    if let Some(n) = i.checked_neg() {
+                        return Ok(Dynamic::from_int(n));
+                    }
+                } else if let Ok(f) = v.as_float() {
+                    return Ok(Dynamic::from_float(-f));
+                }
+                self.fallback(fb, None, vec![v], *pos)
+            }
+            Ex::Not(x, pos, fb) => {
+                let v = self.expr(x)?;
+                match v.as_bool() {
+                    Ok(b) => Ok(Dynamic::from_bool(!b)),
+                    Err(_) => self.fallback(fb, None, vec![v], *pos),
+                }
+            }
+            Ex::Op(op, xy, pos, fb) => {
+                let x = self.expr(&xy[0])?;
+                let y = self.expr(&xy[1])?;
+                match binary(*op, x, y) {
+                    Ok(v) => Ok(v.map_err(|e| fill(e, *pos))?),
+                    Err((x, y)) => self.fallback(fb, None, vec![x, y], *pos),
+                }
+            }
+            Ex::And(xs) | Ex::Or(xs) => {
+                // `&&` stops at the first false, `||` at the first true.
+                let stop = matches!(e, Ex::Or(..));
+                for (x, pos) in xs {
+                    if self.condition(x, *pos)? == stop {
+                        return Ok(Dynamic::from_bool(stop));
+                    }
+                }
+                Ok(Dynamic::from_bool(!stop))
+            }
+            Ex::Range(ends, _, pos, fb) => {
+                let a = self.expr(&ends[0])?;
+                let b = self.expr(&ends[1])?;
+                self.fallback(fb, None, vec![a, b], *pos)
+            }
+            Ex::Call(call) => {
+                let args = self.args(call)?;
+                self.tick(call.pos)?;
+                if let [a, b] = &args[..] {
+                    if let (Ok(a), Ok(b)) = (a.as_int(), b.as_int()) {
+                        // Rhai's min and max of two integers.
+                        match call.name.as_str() {
+                            "min" => return Ok(Dynamic::from_int(a.min(b))),
+                            "max" => return Ok(Dynamic::from_int(a.max(b))),
+                            _ => {}
+                        }
+                    }
+                }
+                self.fallback(&call.fallback, None, args, call.pos)
+            }
+            Ex::Chain(base, links) => {
+                // As Rhai: every argument of the chain first, then the base, then the links.
+                let mut args = Vec::with_capacity(links.len());
+                for l in links {
+                    args.push(self.args(&l.call)?);
+                }
+                let mut args = args.into_iter();
+                let (first, rest) = links.split_first().expect("a chain has a link");
+                let first_args = args.next().expect("one list per link");
+                let mut v = match &**base {
+                    Base::Var(slot) => {
+                        let mut recv = mem::take(&mut self.slots[*slot]);
+                        let r = self.link(first, &mut recv, first_args);
+                        self.slots[*slot] = recv;
+                        r?
+                    }
+                    Base::Value(x) => {
+                        let mut recv = self.expr(x)?;
+                        self.link(first, &mut recv, first_args)?
+                    }
+                };
+                for (l, a) in rest.iter().zip(args) {
+                    v = self.link(l, &mut v, a)?;
+                }
+                Ok(v)
+            }
+            Ex::Block(b) => self.block(b),
+        }
+    }
+
+    fn args(&mut self, call: &Call) -> R<Vec<Dynamic>> {
+        let mut out = Vec::with_capacity(call.args.len());
+        for a in &call.args {
+            out.push(self.expr(a)?);
+        }
+        Ok(out)
+    }
+
+    /// One `.name` / `.name(args)` on `recv`: a native when the types fit, a map's field, or
+    /// Rhai.
+    fn link(&mut self, l: &Link, recv: &mut Dynamic, mut args: Vec<Dynamic>) -> R<Dynamic> {
+        let call = &l.call;
+        self.tick(call.pos)?;
+        for native in call.natives {
+            if let Some(r) = native(recv, &mut args) {
+                return r.map_err(|e| fill(e, call.pos).into());
+            }
+        }
+        if l.property {
+            if let Some(map) = recv.read_lock::<rhai::Map>() {
+                return Ok(map.get(call.name.as_str()).cloned().unwrap_or_default());
+            }
+        }
+        self.fallback(&call.fallback, Some(recv), args, call.pos)
+    }
+
+    /// Rhai evaluates `fb` with `recv` bound as `kv_r` (and written back: a method may change
+    /// it) and `args` as `kv_a0`...; its error is placed at `pos`.
+    fn fallback(
+        &mut self,
+        fb: &Fallback,
+        recv: Option<&mut Dynamic>,
+        args: Vec<Dynamic>,
+        pos: Position,
+    ) -> R<Dynamic> {
+        self.scope.clear();
+        let mut recv = recv;
+        if let Some(r) = recv.as_deref_mut() {
+            self.scope.push_dynamic("kv_r", mem::take(r));
+        }
+        for (i, a) in args.into_iter().enumerate() {
+            match ARG_NAMES.get(i) {
+                Some(&n) => self.scope.push_dynamic(n, a),
+                None => self.scope.push_dynamic(format!("kv_a{i}"), a),
+            };
+        }
+        #[allow(deprecated)] // the raw call that keeps the hook's caches (internals)
+        let r = self.engine.eval_statements_raw(
+            self.global,
+            self.caches,
+            self.scope,
+            fb.0.statements(),
+        );
+        if let Some(r) = recv {
+            *r = self
+                .scope
+                .get_mut("kv_r")
+                .map(mem::take)
+                .unwrap_or_default();
+        }
+        self.scope.clear();
+        r.map_err(|mut e| {
+            e.set_position(pos);
+            Ctl::Err(e)
+        })
+    }
+}
+
+/// Rhai's built-in operators on integers, floats and booleans, and the set operators; the
+/// operands back (`Err`) for any other types or an integer overflow, for Rhai to handle.
+#[allow(clippy::type_complexity)]
+fn binary(op: Bin, x: Dynamic, y: Dynamic) -> Result<RResult<Dynamic>, (Dynamic, Dynamic)> {
+    if let (Ok(a), Ok(b)) = (x.as_int(), y.as_int()) {
+        let v = match op {
+            Bin::Add => a.checked_add(b).map(Dynamic::from_int),
+            Bin::Sub => a.checked_sub(b).map(Dynamic::from_int),
+            Bin::Mul => a.checked_mul(b).map(Dynamic::from_int),
+            Bin::Div if b != 0 => a.checked_div(b).map(Dynamic::from_int),
+            Bin::Rem => a.checked_rem(b).map(Dynamic::from_int),
+            Bin::Eq => Some(Dynamic::from_bool(a == b)),
+            Bin::Ne => Some(Dynamic::from_bool(a != b)),
+            Bin::Gt => Some(Dynamic::from_bool(a > b)),
+            Bin::Ge => Some(Dynamic::from_bool(a >= b)),
+            Bin::Lt => Some(Dynamic::from_bool(a < b)),
+            Bin::Le => Some(Dynamic::from_bool(a <= b)),
+            Bin::And => Some(Dynamic::from_int(a & b)),
+            Bin::Or => Some(Dynamic::from_int(a | b)),
+            Bin::Xor => Some(Dynamic::from_int(a ^ b)),
+            _ => None,
+        };
+        return v.map(Ok).ok_or((x, y));
+    }
+    let float = |d: &Dynamic| {
+        d.as_float()
+            .ok()
+            .or_else(|| d.as_int().ok().map(|i| i as FLOAT))
+    };
+    if let (Some(a), Some(b)) = (float(&x), float(&y)) {
+        return float_op(op, a, b).map(Ok).ok_or((x, y));
+    }
+    if let (Ok(a), Ok(b)) = (x.as_bool(), y.as_bool()) {
+        return match op {
+            Bin::Eq => Ok(Ok(Dynamic::from_bool(a == b))),
+            Bin::Ne => Ok(Ok(Dynamic::from_bool(a != b))),
+            _ => Err((x, y)),
+        };
+    }
+    if x.is::<ScriptSet>() && y.is::<ScriptSet>() && matches!(op, Bin::And | Bin::Or | Bin::Sub) {
+        let (a, b) = (x.cast::<ScriptSet>(), y.cast::<ScriptSet>());
+        let v = match op {
+            Bin::And => sets::op_and(a, b),
+            Bin::Or => sets::op_or(a, b),
+            _ => sets::op_minus(a, b),
+        };
+        return Ok(Ok(Dynamic::from(v)));
+    }
+    Err((x, y))
+}
+
+/// Rhai's float arithmetic, and its comparisons within a relative epsilon.
+fn float_op(op: Bin, x: FLOAT, y: FLOAT) -> Option<Dynamic> {
+    let scale = || {
+        if x * y == 0.0 {
+            1.0
+        } else {
+            x.abs().max(y.abs())
+        }
+    };
+    let cmp = |when_zero: bool, f: fn(FLOAT, FLOAT, FLOAT) -> bool| {
+        let max = scale();
+        Dynamic::from_bool(if max == 0.0 { when_zero } else { f(x, y, max) })
+    };
+    Some(match op {
+        Bin::Add => Dynamic::from_float(x + y),
+        Bin::Sub => Dynamic::from_float(x - y),
+        Bin::Mul => Dynamic::from_float(x * y),
+        Bin::Div => Dynamic::from_float(x / y),
+        Bin::Rem => Dynamic::from_float(x % y),
+        Bin::Eq => cmp(true, |x, y, m| (x - y).abs() / m <= FLOAT::EPSILON),
+        Bin::Ne => cmp(false, |x, y, m| (x - y).abs() / m > FLOAT::EPSILON),
+        Bin::Gt => cmp(false, |x, y, m| (x - y) / m > FLOAT::EPSILON),
+        Bin::Ge => cmp(true, |x, y, m| (x - y) / m > -FLOAT::EPSILON),
+        Bin::Lt => cmp(false, |x, y, m| (y - x) / m > FLOAT::EPSILON),
+        Bin::Le => cmp(true, |x, y, m| (y - x) / m > -FLOAT::EPSILON),
+        _ => return None,
+    })
+}

@@ -1,0 +1,208 @@
+//! A compiled hook computes what Rhai computes: every shipped hook is compiled, and for
+//! random operands every operator, built-in function and statement form gives the same value,
+//! or the same error, as Rhai's interpreter.
+
+use proptest::prelude::*;
+use rhai::{Dynamic, EvalAltResult, Scope, FLOAT, INT};
+
+use super::*;
+use crate::policy::budget::{self, Budget};
+use crate::policy::builtin::BUILTIN;
+use crate::policy::ctx::{Ctx, Params};
+use crate::policy::host::{new_engine, Hook, Script};
+
+/// Every hook of the shipped scripts runs compiled, but one called once per layer before the
+/// run (FlexGen's `initial` prints an interpolated string, which is not translated).
+#[test]
+fn every_shipped_hook_is_compiled() {
+    let engine = new_engine();
+    let mut interpreted = Vec::new();
+    for b in BUILTIN {
+        let s = Script::compile(&engine, b.path.as_ref(), b.source.to_string()).unwrap();
+        for h in [Hook::Place, Hook::OnStep, Hook::OnLayer, Hook::Initial] {
+            if s.has(h) && !s.compiled(h) {
+                interpreted.push(format!("{} {}", b.path, h.name()));
+            }
+        }
+    }
+    assert_eq!(
+        interpreted,
+        ["policies/baselines/placement/flexgen.rhai initial"]
+    );
+}
+
+#[test]
+fn what_is_not_translated_is_left_to_rhai() {
+    let engine = new_engine();
+    for body in [
+        "switch ctx.layer { 0 => 1, _ => 2 }",
+        "let a = [1, 2]; a[0]",
+        "let x = 1; `${x}`",
+        "try { ctx.layer } catch { 2 }",
+        "is_def_var(\"x\")",
+        "let f = |x| x + 1; f.call(1)",
+    ] {
+        let ast = engine.compile(format!("fn f(ctx) {{ {body} }}")).unwrap();
+        assert!(FastFn::compile(&engine, &ast, "f").is_none(), "{body}");
+    }
+    let ast = engine.compile("fn f(ctx) { let a = 1; a + 1 }").unwrap();
+    assert!(FastFn::compile(&engine, &ast, "f").is_some());
+}
+
+/// A value as the test compares it: its type and its exact rendering (floats' bits).
+fn shown(v: &Dynamic) -> String {
+    match v.as_float() {
+        Ok(f) => format!("float {:#x}", f.to_bits()),
+        Err(_) => format!("{} {v:?}", v.type_name()),
+    }
+}
+
+/// An error without its position (the column may differ, see the module documentation).
+fn message(e: &EvalAltResult) -> String {
+    let e = match e {
+        EvalAltResult::ErrorInFunctionCall(name, _, inner, _) if name == "f" => inner,
+        e => e,
+    };
+    let mut m = e.to_string();
+    if let Some(i) = m.find(" (line ") {
+        m.truncate(i);
+    }
+    m
+}
+
+/// `fn f(ctx) { let a = <param a>; let b = <param b>; <body> }` run by Rhai and compiled.
+fn both(body: &str, a: Dynamic, b: Dynamic) -> (String, String) {
+    let engine = new_engine();
+    let src = format!("fn f(ctx) {{ let a = ctx.param(\"a\"); let b = ctx.param(\"b\"); {body} }}");
+    let ast = engine.compile(&src).unwrap();
+    let params: Params = [("a".to_string(), a), ("b".to_string(), b)].into();
+    let budget = Budget::new(budget::DEFAULT_MAX_RUN_OPERATIONS, None);
+    let ctx = Ctx::new(params, budget.clone());
+    let show = |r: Result<Dynamic, Box<EvalAltResult>>| match r {
+        Ok(v) => shown(&v),
+        Err(e) => format!("error: {}", message(&e)),
+    };
+    let rhai = show(engine.call_fn::<Dynamic>(
+        &mut Scope::new(),
+        &ast,
+        "f",
+        (Dynamic::from(ctx.clone()),),
+    ));
+    let fast =
+        FastFn::compile(&engine, &ast, "f").unwrap_or_else(|| panic!("not compiled: {body}"));
+    let mut global = engine.new_global_runtime_state();
+    global.lib.push(ast.shared_lib().clone());
+    let mut caches = rhai::Caches::new();
+    caches.push_fn_resolution_cache();
+    let mut rt = Runtime {
+        engine: &engine,
+        global: &mut global,
+        caches: &mut caches,
+        scope: &mut Scope::new(),
+        budget: &budget,
+        slots: &mut Vec::new(),
+    };
+    (rhai, show(fast.call(&mut rt, Dynamic::from(ctx))))
+}
+
+fn value() -> impl Strategy<Value = Dynamic> {
+    prop_oneof![
+        prop::sample::select(vec![
+            0,
+            1,
+            -1,
+            2,
+            7,
+            -7,
+            64,
+            INT::MAX,
+            INT::MIN,
+            INT::MAX - 1
+        ])
+        .prop_map(Dynamic::from_int),
+        any::<INT>().prop_map(Dynamic::from_int),
+        (-100i64..100).prop_map(Dynamic::from_int),
+        prop::sample::select(vec![
+            0.0,
+            -0.0,
+            1.0,
+            0.5,
+            -2.5,
+            1e-300,
+            FLOAT::MAX,
+            FLOAT::NAN,
+            FLOAT::INFINITY,
+            FLOAT::NEG_INFINITY,
+            3.0 + FLOAT::EPSILON,
+            9.3e18,
+        ])
+        .prop_map(Dynamic::from_float),
+        (-100.0f64..100.0).prop_map(Dynamic::from_float),
+        any::<bool>().prop_map(Dynamic::from_bool),
+        Just(Dynamic::from("ab")),
+        Just(Dynamic::UNIT),
+    ]
+}
+
+const BODIES: &[&str] = &[
+    "a + b",
+    "a - b",
+    "a * b",
+    "a / b",
+    "a % b",
+    "a ** b",
+    "a << b",
+    "a == b",
+    "a != b",
+    "a > b",
+    "a >= b",
+    "a < b",
+    "a <= b",
+    "a & b",
+    "a | b",
+    "a ^ b",
+    "a && b",
+    "a || b",
+    "-a",
+    "!a",
+    "min(a, b)",
+    "max(a, b)",
+    "a.to_float()",
+    "a.to_int()",
+    "a.floor()",
+    "let c = a; c += b; c",
+    "let c = a; c -= b; c",
+    "let c = a; c *= b; c",
+    "let c = a; c /= b; c",
+    "let c = a; c %= b; c",
+    "if a { 1 } else { 2 }",
+    "if a > b { return a; } b",
+    "let s = 0; for i in a..b { s += 1; if s > 20 { break; } } s",
+    "let s = 0; for i in a..=b { if i % 2 == 0 { continue; } s += 1; if s > 20 { break; } } s",
+    "let n = 0; while n < a { n += 1; if n > 20 { break; } } n",
+    "let x = if a == b { a } else { b }; x",
+    // Last reads are moves (live.rs): a variable read again after, in a loop or a branch,
+    // must still hold its value.
+    "let c = a; let d = c; c == d",
+    "let x = a; for i in 0..3 { let t = x; } x",
+    "let x = a; let y = 0; for i in 0..3 { y = x; } y",
+    "let x = a; let y = 0; let n = 0; while n < 3 { y = x; n += 1; } y",
+    "let x = a; let n = 0; while n < 3 { let t = x; n += 1; } x",
+    "let x = a; let y = x; x = b; if y == a { x } else { y }",
+    "let x = a; for i in 0..3 { let y = x; x = i; } x",
+    "let x = a; if b == a { let y = x; } else { let z = b; } x",
+    "let x = a; let y = 0; loop { y = x; break; } if y == x { x } else { y }",
+    "let x = a; for i in 0..2 { if i == 0 { continue; } x = b; } x",
+    "let x = b; (x == a) || (x == b)",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn compiled_hooks_agree_with_rhai(a in value(), b in value()) {
+        for body in BODIES {
+            let (rhai, fast) = both(body, a.clone(), b.clone());
+            prop_assert_eq!(&rhai, &fast, "{} with a = {:?}, b = {:?}", body, a, b);
+        }
+    }
+}
