@@ -454,7 +454,10 @@ pub fn markdown() -> String {
          lines (the rest is counted and dropped). Scripts have no clock, so a run is deterministic, \
          and at most {} lines. A script's top-level statements are never run: put constants in \
          parameters (`ctx.param(\"name\", default)`). Limit errors carry no position in Rhai; they \
-         are reported at the hook's `fn` line.\n",
+         are reported at the hook's `fn` line. A hook of plain statements (let, assignment, if, \
+         for over an integer range, while, loop, return) runs compiled, with the same results as \
+         Rhai's interpreter and one operation per statement, loop turn and call (fewer than the \
+         interpreter counts); `KVTIER_INTERPRET=1` runs every hook in the interpreter.\n",
         super::host::MAX_OPERATIONS_PER_CALL,
         super::host::MAX_CALL_LEVELS,
         super::host::MAX_STRING_BYTES,

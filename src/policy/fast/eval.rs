@@ -8,7 +8,7 @@ use rhai::{
     Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Position, Scope, FLOAT, INT,
 };
 
-use super::{Base, Bin, Block, Call, Ex, Fallback, FastFn, Link, St};
+use super::{Base, Bin, Block, Call, Ex, Fallback, FastFn, Link, Numeric, St};
 use crate::policy::budget::Budget;
 use crate::policy::ctx::{RResult, ScriptSet};
 use crate::policy::host::MAX_OPERATIONS_PER_CALL;
@@ -370,6 +370,11 @@ impl Runtime<'_> {
                 return r.map_err(|e| fill(e, call.pos).into());
             }
         }
+        if let Some(n) = l.numeric {
+            if let Some(v) = numeric(n, recv) {
+                return Ok(v);
+            }
+        }
         if l.property {
             if let Some(map) = recv.read_lock::<rhai::Map>() {
                 return Ok(map.get(call.name.as_str()).cloned().unwrap_or_default());
@@ -469,6 +474,26 @@ fn binary(op: Bin, x: Dynamic, y: Dynamic) -> Result<RResult<Dynamic>, (Dynamic,
         return Ok(Ok(Dynamic::from(v)));
     }
     Err((x, y))
+}
+
+/// Rhai's `to_float`, `to_int` and `floor` where their result is plain (an integer, or a
+/// float well inside the integer range); `None` leaves the call to Rhai.
+fn numeric(n: Numeric, x: &Dynamic) -> Option<Dynamic> {
+    if let Ok(i) = x.as_int() {
+        return match n {
+            Numeric::ToFloat => Some(Dynamic::from_float(i as FLOAT)),
+            Numeric::ToInt => Some(Dynamic::from_int(i)),
+            Numeric::Floor => None,
+        };
+    }
+    let f = x.as_float().ok()?;
+    match n {
+        Numeric::ToFloat => Some(Dynamic::from_float(f)),
+        // Rhai refuses a float outside the integer range; inside it, it truncates.
+        Numeric::ToInt if f.abs() < 9.0e18 => Some(Dynamic::from_int(f.trunc() as INT)),
+        Numeric::ToInt => None,
+        Numeric::Floor => Some(Dynamic::from_float(f.floor())),
+    }
 }
 
 /// Rhai's float arithmetic, and its comparisons within a relative epsilon.

@@ -131,6 +131,17 @@ struct Link {
     call: Call,
     /// A property (`get$name`), not a method.
     property: bool,
+    /// `x.to_float()`, `x.to_int()`, `x.floor()` of Rhai's library, unless the script defines
+    /// a function of the name.
+    numeric: Option<Numeric>,
+}
+
+/// The numeric methods of Rhai's library that hooks call on every step.
+#[derive(Clone, Copy)]
+enum Numeric {
+    ToFloat,
+    ToInt,
+    Floor,
 }
 
 struct Call {
@@ -406,6 +417,7 @@ impl Compiler<'_> {
                         fallback: self.fallback(&format!("kv_r.{name}"))?,
                     },
                     property: true,
+                    numeric: None,
                 });
             }
             Expr::MethodCall(call, pos) => {
@@ -431,6 +443,17 @@ impl Compiler<'_> {
                         args,
                     },
                     property: false,
+                    numeric: match call.name.as_str() {
+                        _ if !call.args.is_empty()
+                            || self.script_fns.contains(call.name.as_str()) =>
+                        {
+                            None
+                        }
+                        "to_float" => Some(Numeric::ToFloat),
+                        "to_int" => Some(Numeric::ToInt),
+                        "floor" => Some(Numeric::Floor),
+                        _ => None,
+                    },
                 });
             }
             Expr::Dot(x, _, _) => {

@@ -170,6 +170,8 @@ const BODIES: &[&str] = &[
     "a.to_float()",
     "a.to_int()",
     "a.floor()",
+    "b.to_float() / a",
+    "(a * b).to_int()",
     "let c = a; c += b; c",
     "let c = a; c -= b; c",
     "let c = a; c *= b; c",
