@@ -44,24 +44,11 @@ pub fn register(engine: &mut Engine, natives: &mut super::fast::Natives) {
     // print(set) and `${set}`: the set's runs, `{0..4, 6}` (half-open, single positions alone).
     engine.register_fn("to_string", |a: &mut ScriptSet| shown(a));
     engine.register_fn("to_debug", |a: &mut ScriptSet| shown(a));
-    reg!(
-        engine,
-        natives,
-        "count",
-        ["set: TokenSet"],
-        |a: &mut ScriptSet| int(a.set.count())
-    );
-    let count = |a: &mut ScriptSet| int(a.set.count());
+    reg!(engine, natives, "count", ["set: TokenSet"], count);
+    reg!(engine, natives, "bytes", ["set: TokenSet"], bytes);
+    // Both also as properties (`set.count`, `set.bytes`).
     natives.add("get$count", count);
     engine.register_get("count", count);
-    reg!(
-        engine,
-        natives,
-        "bytes",
-        ["set: TokenSet"],
-        |a: &mut ScriptSet| int(a.set.count().saturating_mul(a.entry_bytes))
-    );
-    let bytes = |a: &mut ScriptSet| int(a.set.count().saturating_mul(a.entry_bytes));
     natives.add("get$bytes", bytes);
     engine.register_get("bytes", bytes);
     reg!(
@@ -198,4 +185,14 @@ pub fn op_minus(mut a: ScriptSet, b: ScriptSet) -> ScriptSet {
     a.charge_pass();
     a.set.subtract(&b.set);
     a
+}
+
+/// `set.count`: how many positions.
+fn count(a: &mut ScriptSet) -> INT {
+    int(a.set.count())
+}
+
+/// `set.bytes`: the bytes of those entries.
+fn bytes(a: &mut ScriptSet) -> INT {
+    int(a.set.count().saturating_mul(a.entry_bytes))
 }
