@@ -328,9 +328,11 @@ impl Runtime<'_> {
                 for l in links {
                     args.push(self.args(&l.call)?);
                 }
-                let mut args = args.into_iter();
-                let (first, rest) = links.split_first().expect("a chain has a link");
-                let first_args = args.next().expect("one list per link");
+                let mut steps = links.iter().zip(args);
+                // A chain has at least one link (see `Compiler::links`).
+                let Some((first, first_args)) = steps.next() else {
+                    return Ok(Dynamic::UNIT);
+                };
                 let mut v = match &**base {
                     Base::Var(slot) => {
                         let mut recv = mem::take(&mut self.slots[*slot]);
@@ -343,7 +345,7 @@ impl Runtime<'_> {
                         self.link(first, &mut recv, first_args)?
                     }
                 };
-                for (l, a) in rest.iter().zip(args) {
+                for (l, a) in steps {
                     v = self.link(l, &mut v, a)?;
                 }
                 Ok(v)

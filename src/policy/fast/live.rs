@@ -127,8 +127,14 @@ impl Analysis {
                     self.expr(e, live, mark);
                 }
             }
-            St::Break => *live = self.loops.last().expect("break in a loop").0.clone(),
-            St::Continue => *live = self.loops.last().expect("continue in a loop").1.clone(),
+            // Rhai refuses both outside a loop; were one there, everything stays live.
+            St::Break | St::Continue => {
+                let jump = self.loops.last().map(|(exit, head)| match s {
+                    St::Break => exit.clone(),
+                    _ => head.clone(),
+                });
+                *live = jump.unwrap_or_else(|| Live(vec![true; live.0.len()]));
+            }
         }
     }
 
