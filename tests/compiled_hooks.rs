@@ -6,15 +6,16 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
-/// The seed scenario, shortened (2,000 prefill positions, 64 decode steps), with `memory`
-/// lines added.
-fn seed_with(dir: &Path, name: &str, memory: &str) -> String {
+/// The seed scenario, shortened (2,000 prefill positions, 64 decode steps), with one line
+/// replaced.
+fn seed_with(dir: &Path, name: &str, (from, to): (&str, &str)) -> String {
     let text = std::fs::read_to_string("scenarios/seed-w100.toml").unwrap();
     assert!(text.contains("prefill = 30000") && text.contains("decode = 4096"));
+    assert!(text.contains(from), "{from}");
     let text = text
         .replace("prefill = 30000", "prefill = 2000")
         .replace("decode = 4096", "decode = 64")
-        .replace("[memory]\n", &format!("[memory]\n{memory}"));
+        .replace(from, to);
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
@@ -36,12 +37,17 @@ fn compare(scenario: &str, interpret: bool) -> Vec<u8> {
 #[test]
 fn every_shipped_pair_gives_the_same_results_compiled_and_interpreted() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, memory) in [
-        ("sync.toml", ""),
-        ("async.toml", "migration = \"async\"\n"),
-        ("blocks.toml", "block_tokens = 16\n"),
+    let memory = "[memory]\n";
+    for (name, change) in [
+        ("sync.toml", (memory, memory)),
+        ("async.toml", (memory, "[memory]\nmigration = \"async\"\n")),
+        ("blocks.toml", (memory, "[memory]\nblock_tokens = 16\n")),
+        (
+            "inclusive.toml",
+            ("hierarchy = \"exclusive\"", "hierarchy = \"inclusive\""),
+        ),
     ] {
-        let s = seed_with(dir.path(), name, memory);
+        let s = seed_with(dir.path(), name, change);
         let compiled = compare(&s, false);
         let interpreted = compare(&s, true);
         let rows: Vec<serde_json::Value> = serde_json::from_slice(&compiled).unwrap();
@@ -57,5 +63,41 @@ fn every_shipped_pair_gives_the_same_results_compiled_and_interpreted() {
             compiled == interpreted,
             "{name}: compiled and interpreted differ"
         );
+    }
+}
+
+/// An error raised inside a compiled hook, also where a set is combined with the HBM set in
+/// place (`x & ctx.hbm_set(l)`), reads the same as the interpreter's: file, line, column,
+/// message.
+#[test]
+fn errors_are_the_same_compiled_and_interpreted() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [
+        (
+            "view.rhai",
+            "let s = ctx.skipped_at(ctx.layer, 0) & ctx.hbm_set(7);",
+        ),
+        ("verb.rhai", "let s = ctx.hbm_set(ctx.layer + 5);"),
+        ("op.rhai", "let x = ctx.step * 4611686018427387904;"),
+        ("type.rhai", "if ctx.layer { ctx.to_ext(ctx.hbm_set(0), 0); }"),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("fn on_layer(ctx) {{\n    {body}\n}}\n")).unwrap();
+        let run = |interpret: bool| {
+            let mut c = Command::cargo_bin("kvtier").unwrap();
+            c.args(["run", "scenarios/tiny.toml", "--migration"])
+                .arg(&p);
+            if interpret {
+                c.env("KVTIER_INTERPRET", "1");
+            } else {
+                c.env_remove("KVTIER_INTERPRET");
+            }
+            let o = c.output().unwrap();
+            assert!(!o.status.success(), "{name} ran");
+            String::from_utf8(o.stderr).unwrap()
+        };
+        let (compiled, interpreted) = (run(false), run(true));
+        assert!(compiled.contains(&format!("{name}:2:")), "{compiled}");
+        assert_eq!(compiled, interpreted, "{name}");
     }
 }

@@ -8,9 +8,9 @@ use rhai::{
     Caches, Dynamic, Engine, EvalAltResult, GlobalRuntimeState, Position, Scope, FLOAT, INT,
 };
 
-use super::{Base, Bin, Block, Call, Ex, Fallback, FastFn, Link, Numeric, St};
+use super::{Base, Bin, Block, Call, Ex, Fallback, FastFn, Link, Numeric, St, ViewOp};
 use crate::policy::budget::Budget;
-use crate::policy::ctx::{RResult, ScriptSet};
+use crate::policy::ctx::{Ctx, RResult, ScriptSet};
 use crate::policy::host::MAX_OPERATIONS_PER_CALL;
 use crate::policy::sets;
 
@@ -351,6 +351,32 @@ impl Runtime<'_> {
                 Ok(v)
             }
             Ex::Block(b) => self.block(b),
+            Ex::View(v) => self.view(v),
+        }
+    }
+
+    /// [`Ex::View`]: `x`, then the layer, then the operator, as the expression written.
+    fn view(&mut self, v: &ViewOp) -> R<Dynamic> {
+        let x = self.expr(&v.x)?;
+        let mut args = self.args(&v.link.call)?;
+        let ctx = self.slots[v.ctx].read_lock::<Ctx>().map(|c| c.clone());
+        let layer = match &args[..] {
+            [l] => l.as_int().ok(),
+            _ => None,
+        };
+        if let (Some(c), Some(l), true) = (ctx, layer, x.is::<ScriptSet>()) {
+            self.tick(v.link.call.pos)?;
+            let mut x = x.cast::<ScriptSet>();
+            c.combine_with_view(&mut x, l, v.view, v.op == Bin::Sub)
+                .map_err(|e| fill(e, v.link.call.pos))?;
+            return Ok(Dynamic::from(x));
+        }
+        let mut recv = mem::take(&mut self.slots[v.ctx]);
+        let y = self.link(&v.link, &mut recv, mem::take(&mut args));
+        self.slots[v.ctx] = recv;
+        match binary(v.op, x, y?) {
+            Ok(r) => Ok(r.map_err(|e| fill(e, v.pos))?),
+            Err((x, y)) => self.fallback(&v.fallback, None, vec![x, y], v.pos),
         }
     }
 

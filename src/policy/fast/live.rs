@@ -182,6 +182,14 @@ impl Analysis {
                 }
             }
             Ex::Block(b) => self.block(b, live, mark),
+            Ex::View(v) => {
+                // Evaluated: `x`, the layer, then `ctx` read in place.
+                live.read(v.ctx);
+                for a in v.link.call.args.iter_mut().rev() {
+                    self.expr(a, live, mark);
+                }
+                self.expr(&mut v.x, live, mark);
+            }
         }
     }
 }

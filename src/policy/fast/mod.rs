@@ -33,6 +33,7 @@ use std::collections::HashSet;
 
 use rhai::{ASTFlags, ASTNode, Dynamic, Engine, Expr, FnCallExpr, Position, Stmt, StmtBlock, AST};
 
+use crate::policy::ctx::View;
 pub use eval::Runtime;
 use natives::Adapter;
 pub use natives::Natives;
@@ -117,7 +118,23 @@ enum Ex {
     Call(Call),
     /// `base.link.link...`.
     Chain(Box<Base>, Vec<Link>),
+    /// `x & ctx.hbm_set(l)`, `x & ctx.ext_set(l)`, `x - ctx.hbm_set(l)`: the set `x` combined
+    /// with the residency set in place ([`Ctx::combine_with_view`]) when `x` is a set and
+    /// `ctx` the context; otherwise evaluated as written (`link` on the `ctx` slot, then
+    /// the operator).
+    View(Box<ViewOp>),
     Block(Block),
+}
+
+struct ViewOp {
+    op: Bin,
+    x: Ex,
+    ctx: usize,
+    view: View,
+    /// `.hbm_set(l)` / `.ext_set(l)` as written.
+    link: Link,
+    pos: Position,
+    fallback: Fallback,
 }
 
 enum Base {
@@ -506,12 +523,12 @@ impl Compiler<'_> {
                     pos,
                     self.fallback(&format!("kv_a0 {name} kv_a1"))?,
                 ),
-                (_, 2) => Ex::Op(
+                (_, 2) => view_op(Ex::Op(
                     bin_of(name),
                     pair(args)?,
                     pos,
                     self.fallback(&format!("kv_a0 {name} kv_a1"))?,
-                ),
+                )),
                 _ => return None,
             });
         }
@@ -531,6 +548,46 @@ impl Compiler<'_> {
 
     fn fallback(&self, source: &str) -> Option<Fallback> {
         self.engine.compile(source).ok().map(Fallback)
+    }
+}
+
+/// `x & ctx.hbm_set(l)`, `x & ctx.ext_set(l)` and `x - ctx.hbm_set(l)` as [`Ex::View`]; any
+/// other expression as it is.
+fn view_op(e: Ex) -> Ex {
+    let Ex::Op(op @ (Bin::And | Bin::Sub), xy, pos, fallback) = e else {
+        return e;
+    };
+    let [x, y] = *xy;
+    let Ex::Chain(base, mut links) = y else {
+        return Ex::Op(op, Box::new([x, y]), pos, fallback);
+    };
+    let view = match (&*base, &links[..]) {
+        (Base::Var(_), [l])
+            if !l.property && l.call.args.len() == 1 && !l.call.natives.is_empty() =>
+        {
+            match (l.call.name.as_str(), op) {
+                ("hbm_set", _) => Some(View::Hbm),
+                ("ext_set", Bin::And) => Some(View::Ext),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match (view, *base, links.pop()) {
+        (Some(view), Base::Var(ctx), Some(link)) => Ex::View(Box::new(ViewOp {
+            op,
+            x,
+            ctx,
+            view,
+            link,
+            pos,
+            fallback,
+        })),
+        (_, base, link) => {
+            links.extend(link);
+            let y = Ex::Chain(Box::new(base), links);
+            Ex::Op(op, Box::new([x, y]), pos, fallback)
+        }
     }
 }
 
