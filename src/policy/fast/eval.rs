@@ -261,101 +261,126 @@ impl Runtime<'_> {
         Err(Box::new(EvalAltResult::ErrorFor(*pos)).into())
     }
 
+    /// An expression's value. Each kind of node has its own function, kept out of line, so
+    /// that this dispatch (run for every node) has a small frame.
     fn expr(&mut self, e: &Ex) -> R<Dynamic> {
         match e {
             Ex::Const(v) => Ok(v.clone()),
             Ex::Var(slot) => Ok(self.slots[*slot].clone()),
             Ex::Take(slot) => Ok(mem::take(&mut self.slots[*slot])),
-            Ex::Neg(x, pos, fb) => {
-                let v = self.expr(x)?;
-                if let Ok(i) = v.as_int() {
-                    if let Some(n) = i.checked_neg() {
-                        return Ok(Dynamic::from_int(n));
-                    }
-                } else if let Ok(f) = v.as_float() {
-                    return Ok(Dynamic::from_float(-f));
-                }
-                self.fallback(fb, None, vec![v], *pos)
-            }
-            Ex::Not(x, pos, fb) => {
-                let v = self.expr(x)?;
-                match v.as_bool() {
-                    Ok(b) => Ok(Dynamic::from_bool(!b)),
-                    Err(_) => self.fallback(fb, None, vec![v], *pos),
-                }
-            }
-            Ex::Op(op, xy, pos, fb) => {
-                let x = self.expr(&xy[0])?;
-                let y = self.expr(&xy[1])?;
-                match binary(*op, x, y) {
-                    Ok(v) => Ok(v.map_err(|e| fill(e, *pos))?),
-                    Err((x, y)) => self.fallback(fb, None, vec![x, y], *pos),
-                }
-            }
-            Ex::And(xs) | Ex::Or(xs) => {
-                // `&&` stops at the first false, `||` at the first true.
-                let stop = matches!(e, Ex::Or(..));
-                for (x, pos) in xs {
-                    if self.condition(x, *pos)? == stop {
-                        return Ok(Dynamic::from_bool(stop));
-                    }
-                }
-                Ok(Dynamic::from_bool(!stop))
-            }
-            Ex::Range(ends, _, pos, fb) => {
-                let a = self.expr(&ends[0])?;
-                let b = self.expr(&ends[1])?;
-                self.fallback(fb, None, vec![a, b], *pos)
-            }
-            Ex::Call(call) => {
-                let args = self.args(call)?;
-                self.tick(call.pos)?;
-                if let [a, b] = &args[..] {
-                    if let (Ok(a), Ok(b)) = (a.as_int(), b.as_int()) {
-                        // Rhai's min and max of two integers.
-                        match call.name.as_str() {
-                            "min" => return Ok(Dynamic::from_int(a.min(b))),
-                            "max" => return Ok(Dynamic::from_int(a.max(b))),
-                            _ => {}
-                        }
-                    }
-                }
-                self.fallback(&call.fallback, None, args, call.pos)
-            }
-            Ex::Chain(base, links) => {
-                // As Rhai: every argument of the chain first, then the base, then the links.
-                let mut args = Vec::with_capacity(links.len());
-                for l in links {
-                    args.push(self.args(&l.call)?);
-                }
-                let mut steps = links.iter().zip(args);
-                // A chain has at least one link (see `Compiler::links`).
-                let Some((first, first_args)) = steps.next() else {
-                    return Ok(Dynamic::UNIT);
-                };
-                let mut v = match &**base {
-                    Base::Var(slot) => {
-                        let mut recv = mem::take(&mut self.slots[*slot]);
-                        let r = self.link(first, &mut recv, first_args);
-                        self.slots[*slot] = recv;
-                        r?
-                    }
-                    Base::Value(x) => {
-                        let mut recv = self.expr(x)?;
-                        self.link(first, &mut recv, first_args)?
-                    }
-                };
-                for (l, a) in steps {
-                    v = self.link(l, &mut v, a)?;
-                }
-                Ok(v)
-            }
+            Ex::Op(op, xy, pos, fb) => self.op(*op, xy, *pos, fb),
+            Ex::Chain(base, links) => self.chain(base, links),
+            Ex::Neg(x, pos, fb) => self.neg(x, *pos, fb),
+            Ex::Not(x, pos, fb) => self.not(x, *pos, fb),
+            Ex::And(xs) => self.logic(xs, false),
+            Ex::Or(xs) => self.logic(xs, true),
+            Ex::Range(ends, _, pos, fb) => self.range_value(ends, *pos, fb),
+            Ex::Call(call) => self.call(call),
             Ex::Block(b) => self.block(b),
             Ex::View(v) => self.view(v),
         }
     }
 
+    #[inline(never)]
+    fn op(&mut self, op: Bin, xy: &[Ex; 2], pos: Position, fb: &Fallback) -> R<Dynamic> {
+        let x = self.expr(&xy[0])?;
+        let y = self.expr(&xy[1])?;
+        match binary(op, x, y) {
+            Ok(v) => Ok(v.map_err(|e| fill(e, pos))?),
+            Err((x, y)) => self.fallback(fb, None, vec![x, y], pos),
+        }
+    }
+
+    #[inline(never)]
+    fn neg(&mut self, x: &Ex, pos: Position, fb: &Fallback) -> R<Dynamic> {
+        let v = self.expr(x)?;
+        if let Ok(i) = v.as_int() {
+            if let Some(n) = i.checked_neg() {
+                return Ok(Dynamic::from_int(n));
+            }
+        } else if let Ok(f) = v.as_float() {
+            return Ok(Dynamic::from_float(-f));
+        }
+        self.fallback(fb, None, vec![v], pos)
+    }
+
+    #[inline(never)]
+    fn not(&mut self, x: &Ex, pos: Position, fb: &Fallback) -> R<Dynamic> {
+        let v = self.expr(x)?;
+        match v.as_bool() {
+            Ok(b) => Ok(Dynamic::from_bool(!b)),
+            Err(_) => self.fallback(fb, None, vec![v], pos),
+        }
+    }
+
+    /// `&&` (`stop` false: stops at the first false) or `||` (stops at the first true).
+    #[inline(never)]
+    fn logic(&mut self, xs: &[(Ex, Position)], stop: bool) -> R<Dynamic> {
+        for (x, pos) in xs {
+            if self.condition(x, *pos)? == stop {
+                return Ok(Dynamic::from_bool(stop));
+            }
+        }
+        Ok(Dynamic::from_bool(!stop))
+    }
+
+    /// A range as a value (not a for loop's): Rhai builds it.
+    #[inline(never)]
+    fn range_value(&mut self, ends: &[Ex; 2], pos: Position, fb: &Fallback) -> R<Dynamic> {
+        let a = self.expr(&ends[0])?;
+        let b = self.expr(&ends[1])?;
+        self.fallback(fb, None, vec![a, b], pos)
+    }
+
+    #[inline(never)]
+    fn call(&mut self, call: &Call) -> R<Dynamic> {
+        let args = self.args(call)?;
+        self.tick(call.pos)?;
+        if let [a, b] = &args[..] {
+            if let (Ok(a), Ok(b)) = (a.as_int(), b.as_int()) {
+                // Rhai's min and max of two integers.
+                match call.name.as_str() {
+                    "min" => return Ok(Dynamic::from_int(a.min(b))),
+                    "max" => return Ok(Dynamic::from_int(a.max(b))),
+                    _ => {}
+                }
+            }
+        }
+        self.fallback(&call.fallback, None, args, call.pos)
+    }
+
+    /// As Rhai: every argument of the chain first, then the base, then the links.
+    #[inline(never)]
+    fn chain(&mut self, base: &Base, links: &[Link]) -> R<Dynamic> {
+        // A chain has at least one link (see `Compiler::links`).
+        let Some((first, rest)) = links.split_first() else {
+            return Ok(Dynamic::UNIT);
+        };
+        let first_args = self.args(&first.call)?;
+        let mut rest_args = Vec::with_capacity(rest.len());
+        for l in rest {
+            rest_args.push(self.args(&l.call)?);
+        }
+        let mut v = match base {
+            Base::Var(slot) => {
+                let mut recv = mem::take(&mut self.slots[*slot]);
+                let r = self.link(first, &mut recv, first_args);
+                self.slots[*slot] = recv;
+                r?
+            }
+            Base::Value(x) => {
+                let mut recv = self.expr(x)?;
+                self.link(first, &mut recv, first_args)?
+            }
+        };
+        for (l, a) in rest.iter().zip(rest_args) {
+            v = self.link(l, &mut v, a)?;
+        }
+        Ok(v)
+    }
+
     /// [`Ex::View`]: `x`, then the layer, then the operator, as the expression written.
+    #[inline(never)]
     fn view(&mut self, v: &ViewOp) -> R<Dynamic> {
         let x = self.expr(&v.x)?;
         let mut args = self.args(&v.link.call)?;
