@@ -79,7 +79,10 @@ fn errors_are_the_same_compiled_and_interpreted() {
         ),
         ("verb.rhai", "let s = ctx.hbm_set(ctx.layer + 5);"),
         ("op.rhai", "let x = ctx.step * 4611686018427387904;"),
-        ("type.rhai", "if ctx.layer { ctx.to_ext(ctx.hbm_set(0), 0); }"),
+        (
+            "type.rhai",
+            "if ctx.layer { ctx.to_ext(ctx.hbm_set(0), 0); }",
+        ),
     ] {
         let p = dir.path().join(name);
         std::fs::write(&p, format!("fn on_layer(ctx) {{\n    {body}\n}}\n")).unwrap();
