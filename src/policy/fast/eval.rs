@@ -63,6 +63,16 @@ impl FastFn {
     }
 }
 
+/// `a..=b` as its first and last values; `None` when empty.
+fn inclusive_range(a: INT, b: INT) -> Option<(INT, INT)> {
+    (a <= b).then_some((a, b))
+}
+
+/// `a..b` as its first and last values; `None` when empty.
+fn exclusive_range(a: INT, b: INT) -> Option<(INT, INT)> {
+    (a < b).then(|| (a, b - 1))
+}
+
 /// A limit error (operations, nesting, data size, a stop of the budget) reaches the host
 /// alone and without a position, however deep in the script's own functions it was raised:
 /// what Rhai's call of the hook gives too.
@@ -183,24 +193,29 @@ impl Runtime<'_> {
                 body,
                 pos,
             } => {
-                let (from, to) = self.range(range)?;
                 let mut end = Ok(Dynamic::UNIT);
-                let mut i = from;
-                while i < to {
-                    if let Err(c) = self.tick(*pos) {
-                        end = Err(c);
-                        break;
-                    }
-                    self.slots[*slot] = Dynamic::from_int(i);
-                    match self.block(body) {
-                        Ok(_) | Err(Ctl::Continue) => {}
-                        Err(Ctl::Break) => break,
-                        Err(c) => {
+                // From the first to the last position, both included (`INT::MAX` too).
+                if let Some((first, last)) = self.range(range)? {
+                    let mut i = first;
+                    loop {
+                        if let Err(c) = self.tick(*pos) {
                             end = Err(c);
                             break;
                         }
+                        self.slots[*slot] = Dynamic::from_int(i);
+                        match self.block(body) {
+                            Ok(_) | Err(Ctl::Continue) => {}
+                            Err(Ctl::Break) => break,
+                            Err(c) => {
+                                end = Err(c);
+                                break;
+                            }
+                        }
+                        if i == last {
+                            break;
+                        }
+                        i += 1;
                     }
-                    i += 1;
                 }
                 self.slots[*slot] = Dynamic::UNIT;
                 end
@@ -236,16 +251,17 @@ impl Runtime<'_> {
 
     /// A for loop's range as a half-open `from..to` of integers; a range of anything else is
     /// built by Rhai, and only an integer range is iterated.
-    fn range(&mut self, e: &Ex) -> R<(INT, INT)> {
+    fn range(&mut self, e: &Ex) -> R<Option<(INT, INT)>> {
         let (v, pos) = match e {
             Ex::Range(ends, inclusive, pos, fb) => {
                 let a = self.expr(&ends[0])?;
                 let b = self.expr(&ends[1])?;
                 if let (Ok(a), Ok(b)) = (a.as_int(), b.as_int()) {
-                    // `a..=INT::MAX` would overflow the half-open end: Rhai iterates it; so
-                    // do we, up to the limit of operations long before.
-                    let to = if *inclusive { b.saturating_add(1) } else { b };
-                    return Ok((a, to));
+                    return Ok(if *inclusive {
+                        inclusive_range(a, b)
+                    } else {
+                        exclusive_range(a, b)
+                    });
                 }
                 (self.fallback(fb, None, vec![a, b], *pos)?, pos)
             }
@@ -253,10 +269,10 @@ impl Runtime<'_> {
             other => (self.expr(other)?, &Position::NONE),
         };
         if let Some(r) = v.read_lock::<std::ops::Range<INT>>() {
-            return Ok((r.start, r.end));
+            return Ok(exclusive_range(r.start, r.end));
         }
         if let Some(r) = v.read_lock::<std::ops::RangeInclusive<INT>>() {
-            return Ok((*r.start(), r.end().saturating_add(1)));
+            return Ok(inclusive_range(*r.start(), *r.end()));
         }
         Err(Box::new(EvalAltResult::ErrorFor(*pos)).into())
     }
