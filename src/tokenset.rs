@@ -131,6 +131,50 @@ impl TokenSet {
         }
     }
 
+    /// `(set & keep - drop).count()`, without building the set.
+    pub fn count_and_minus(set: &TokenSet, keep: &TokenSet, drop: Option<&TokenSet>) -> u64 {
+        let n = set.words.len().min(keep.words.len());
+        let (s, k) = (&set.words[..n], &keep.words[..n]);
+        let m = drop.map_or(0, |d| n.min(d.words.len()));
+        let mut ones = 0u64;
+        if let Some(d) = drop {
+            let both = s[..m].iter().zip(&k[..m]).zip(&d.words[..m]);
+            ones += both
+                .map(|((w, k), d)| u64::from((w & k & !d).count_ones()))
+                .sum::<u64>();
+        }
+        ones + s[m..]
+            .iter()
+            .zip(&k[m..])
+            .map(|(w, k)| u64::from((w & k).count_ones()))
+            .sum::<u64>()
+    }
+
+    /// `self |= set & keep` in one pass (no set built for the right side).
+    pub fn union_and(&mut self, set: &TokenSet, keep: &TokenSet) {
+        let n = self.words.len().min(set.words.len()).min(keep.words.len());
+        let (o, s, k) = (&mut self.words[..n], &set.words[..n], &keep.words[..n]);
+        for ((o, w), k) in o.iter_mut().zip(s).zip(k) {
+            *o |= w & k;
+        }
+        self.clear_tail();
+    }
+
+    /// `self -= set - drop` in one pass.
+    pub fn subtract_minus(&mut self, set: &TokenSet, drop: Option<&TokenSet>) {
+        let n = self.words.len().min(set.words.len());
+        let (o, s) = (&mut self.words[..n], &set.words[..n]);
+        let m = drop.map_or(0, |d| n.min(d.words.len()));
+        if let Some(d) = drop {
+            for ((o, w), d) in o[..m].iter_mut().zip(&s[..m]).zip(&d.words[..m]) {
+                *o &= !(w & !d);
+            }
+        }
+        for (o, w) in o[m..].iter_mut().zip(&s[m..]) {
+            *o &= !w;
+        }
+    }
+
     /// Makes this set the positions of `src` below `capacity` (a copy of words, reusing the
     /// allocation).
     pub fn copy_prefix(&mut self, src: &TokenSet, capacity: usize) {
@@ -561,6 +605,38 @@ mod tests {
             slow.intersect_with(&b);
             assert_eq!(fast, slow, "keep {ca} {cb}");
             assert_eq!(TokenSet::and_minus(&a, &b, None), slow, "and {ca} {cb}");
+        }
+    }
+
+    #[test]
+    fn counted_and_in_place_passes_equal_a_built_set() {
+        // Every order of three lengths (one ending inside a word), with and without `drop`.
+        let caps = [
+            (200, 130, 70),
+            (130, 200, 64),
+            (64, 64, 1),
+            (1000, 999, 1037),
+        ];
+        for (ca, cb, cc) in caps {
+            let (a, b, c, t) = (random(ca, 1), random(cb, 2), random(cc, 3), random(ca, 4));
+            for drop in [Some(&c), None] {
+                let built = TokenSet::and_minus(&a, &b, drop);
+                let what = format!("{ca} {cb} {cc} {}", drop.is_some());
+                assert_eq!(
+                    TokenSet::count_and_minus(&a, &b, drop),
+                    built.count(),
+                    "{what}"
+                );
+                // `set - drop` is `set & set - drop`.
+                let (mut fast, mut slow) = (t.clone(), t.clone());
+                fast.subtract_minus(&b, drop);
+                slow.subtract(&TokenSet::and_minus(&b, &b, drop));
+                assert_eq!(fast, slow, "subtract {what}");
+            }
+            let (mut fast, mut slow) = (t.clone(), t.clone());
+            fast.union_and(&a, &b);
+            slow.union_with(&TokenSet::and_minus(&a, &b, None));
+            assert_eq!(fast, slow, "union {ca} {cb}");
         }
     }
 

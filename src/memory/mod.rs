@@ -433,11 +433,19 @@ impl Memory {
     ) -> u64 {
         let k = self.entry_bytes;
         let r = &mut self.layers[layer];
-        let mut want = TokenSet::and_minus(set, &r.present, Some(&r.hbm));
-        if r.queued_count > 0 {
-            want.subtract(&r.queued);
-        }
-        let available = want.count();
+        // The wanted entries: on EXT only (present, not on HBM) and not queued.
+        let want = |r: &LayerResidency| {
+            let mut want = TokenSet::and_minus(set, &r.present, Some(&r.hbm));
+            if r.queued_count > 0 {
+                want.subtract(&r.queued);
+            }
+            want
+        };
+        let available = if r.queued_count > 0 {
+            want(r).count()
+        } else {
+            TokenSet::count_and_minus(set, &r.present, Some(&r.hbm))
+        };
         let wanted = available.min(cap_entries);
         let room = (self.budget_bytes - self.hbm_used_bytes) / k;
         let moved = wanted.min(room);
@@ -449,17 +457,21 @@ impl Memory {
         self.hbm_used_bytes += b;
         match job {
             None => {
-                // Word-wise, not a bit at a time: the newest `moved` wanted entries.
-                if moved < available {
+                // Word-wise, not a bit at a time: the newest `moved` wanted entries, or all of
+                // them (`hbm | (set & present)` is `hbm | want` when nothing is queued).
+                if moved < available || r.queued_count > 0 {
+                    let mut want = want(r);
                     want.keep_newest(moved);
+                    r.hbm.union_with(&want);
+                } else {
+                    r.hbm.union_and(set, &r.present);
                 }
-                r.hbm.union_with(&want);
                 r.hbm_count += moved;
                 c.move_up(b);
                 c.to_hbm += b;
             }
             Some(job) => {
-                for p in want.iter_rev().take(moved as usize) {
+                for p in want(r).iter_rev().take(moved as usize) {
                     r.queued.insert(p);
                     job.add(layer, p, 1);
                 }
@@ -486,12 +498,16 @@ impl Memory {
         let k = self.entry_bytes;
         let exclusive = self.hierarchy == Hierarchy::Exclusive;
         let r = &mut self.layers[layer];
-        let mut take = TokenSet::and_minus(set, &r.hbm, (r.queued_count > 0).then_some(&r.queued));
-        let count = take.count();
+        let queued = (r.queued_count > 0).then_some(&r.queued);
+        let count = TokenSet::count_and_minus(set, &r.hbm, queued);
         let moved = count.min(cap_entries);
         if moved == 0 {
             return 0;
         }
+        // The entries that may go: on HBM and not queued.
+        let take = |r: &LayerResidency| {
+            TokenSet::and_minus(set, &r.hbm, (r.queued_count > 0).then_some(&r.queued))
+        };
         let victims = |take: &TokenSet| -> Vec<usize> {
             match order {
                 Order::NewestFirst => take.iter_rev().take(moved as usize).collect(),
@@ -501,7 +517,7 @@ impl Memory {
         let b = moved * k;
         match job {
             Some(job) if exclusive => {
-                for p in victims(&take) {
+                for p in victims(&take(r)) {
                     r.queued.insert(p);
                     job.add(layer, p, 1);
                 }
@@ -516,14 +532,19 @@ impl Memory {
                 c.to_ext += b;
             }
         }
-        // Word-wise, not a bit at a time: the `moved` victims in `order`.
+        // Word-wise, not a bit at a time: the `moved` victims in `order`, or all of them
+        // (`hbm - (set - queued)` is `hbm - take`).
         if moved < count {
+            let mut take = take(r);
             match order {
                 Order::NewestFirst => take.keep_newest(moved),
                 Order::OldestFirst => take.keep_oldest(moved),
             }
+            r.hbm.subtract(&take);
+        } else {
+            let queued = (r.queued_count > 0).then_some(&r.queued);
+            r.hbm.subtract_minus(set, queued);
         }
-        r.hbm.subtract(&take);
         r.hbm_count -= moved;
         self.hbm_used_bytes -= b;
         moved

@@ -649,15 +649,7 @@ pub fn register(engine: &mut Engine) {
         natives,
         "mean_skip_share",
         ["ctx: Ctx"],
-        |c: &mut Ctx| -> RResult<FLOAT> {
-            let s = c.sim()?;
-            let n = s.sizes.layers;
-            let mut sum = 0.0;
-            for l in 0..n {
-                sum += query::skip_share(s, l).map_err(rerr)?;
-            }
-            Ok(sum / n as FLOAT)
-        }
+        |c: &mut Ctx| -> RResult<FLOAT> { Ok(query::mean_skip_share(c.sim()?)) }
     );
 
     // --- usage: frequency, recency, next read (the cache baselines)

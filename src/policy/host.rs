@@ -458,6 +458,8 @@ struct HookCalls {
     /// A compiled hook's variables, and the scope its calls into Rhai bind their operands in.
     slots: Vec<Dynamic>,
     operands: Scope<'static>,
+    /// Each hook's kept `ctx.param(...)` values ([`fast::Runtime::memo`]).
+    memo: [Vec<Option<Dynamic>>; 4],
 }
 
 impl HookCalls {
@@ -477,6 +479,7 @@ impl HookCalls {
             caches,
             calls: HOOKS.map(call),
             slots: Vec::new(),
+            memo: Default::default(),
             operands: Scope::new(),
         }
     }
@@ -569,6 +572,7 @@ impl ScriptedPolicy {
                     scope: &mut calls.operands,
                     budget: &self.budget,
                     slots: &mut calls.slots,
+                    memo: &mut calls.memo[h as usize],
                 };
                 f.call(&mut rt, Dynamic::from(self.ctx.clone()))
             }

@@ -256,10 +256,16 @@ pub fn past_skipped(sim: &Sim, layer: usize, w: usize, min: usize) -> Result<Tok
 /// token skips, over the decode steps done. 0 before the first step.
 pub fn skip_share(sim: &Sim, layer: usize) -> Result<f64> {
     check_layer(sim, layer)?;
+    Ok(layer_skip_share(sim, layer))
+}
+
+/// [`skip_share`] of a layer that exists.
+#[inline]
+fn layer_skip_share(sim: &Sim, layer: usize) -> f64 {
     let h = &sim.history;
     let steps = sim.steps_done() + u64::from(sim.layer.is_some_and(|l| l > layer));
     if steps == 0 {
-        return Ok(0.0);
+        return 0.0;
     }
     let read = h.kv_read_entries[layer] as f64;
     let skipped = h.kv_skipped_entries[layer] as f64;
@@ -269,7 +275,14 @@ pub fn skip_share(sim: &Sim, layer: usize) -> Result<f64> {
     } else {
         0.0
     };
-    Ok(layer_rate + (1.0 - layer_rate) * token_share)
+    layer_rate + (1.0 - layer_rate) * token_share
+}
+
+/// The mean of [`skip_share`] over the layers, summed in layer order.
+pub fn mean_skip_share(sim: &Sim) -> f64 {
+    let n = sim.sizes.layers;
+    let sum = (0..n).fold(0.0, |sum, l| sum + layer_skip_share(sim, l));
+    sum / n as f64
 }
 
 /// Bytes the attention sublayer of `(step, layer)` would read from HBM and from EXT with the

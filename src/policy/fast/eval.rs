@@ -24,6 +24,9 @@ pub struct Runtime<'a> {
     pub budget: &'a Budget,
     /// Variable slots, kept from call to call.
     pub slots: &'a mut Vec<Dynamic>,
+    /// The values of the hook's constant `ctx.param(...)` calls so far in this run
+    /// ([`FastFn::memos`]); one per run and hook.
+    pub memo: &'a mut Vec<Option<Dynamic>>,
 }
 
 /// How a statement ends other than normally.
@@ -51,6 +54,10 @@ impl FastFn {
     pub fn call(&self, rt: &mut Runtime, ctx: Dynamic) -> RResult<Dynamic> {
         rt.slots.clear();
         rt.slots.resize(self.slots, Dynamic::UNIT);
+        if rt.memo.len() != self.memos {
+            rt.memo.clear();
+            rt.memo.resize(self.memos, None);
+        }
         rt.slots[0] = ctx;
         let r = rt.block(&self.body);
         rt.slots.clear();
@@ -372,6 +379,11 @@ impl Runtime<'_> {
         let Some((first, rest)) = links.split_first() else {
             return Ok(Dynamic::UNIT);
         };
+        if let (Some(i), Base::Var(slot), []) = (first.memo, base, rest) {
+            if self.slots[*slot].is::<Ctx>() {
+                return self.memo_param(first, *slot, i);
+            }
+        }
         let first_args = self.args(&first.call)?;
         let mut rest_args = Vec::with_capacity(rest.len());
         for l in rest {
@@ -392,6 +404,24 @@ impl Runtime<'_> {
         for (l, a) in rest.iter().zip(rest_args) {
             v = self.link(l, &mut v, a)?;
         }
+        Ok(v)
+    }
+
+    /// `ctx.param(...)` with constant arguments (no side effect to evaluate): the value this
+    /// run gave before, or the call made and its value kept. The operation is counted either
+    /// way.
+    #[inline(never)]
+    fn memo_param(&mut self, l: &Link, slot: usize, i: usize) -> R<Dynamic> {
+        if let Some(v) = self.memo[i].clone() {
+            self.tick(l.call.pos)?;
+            return Ok(v);
+        }
+        let args = self.args(&l.call)?;
+        let mut recv = mem::take(&mut self.slots[slot]);
+        let r = self.link(l, &mut recv, args);
+        self.slots[slot] = recv;
+        let v = r?;
+        self.memo[i] = Some(v.clone());
         Ok(v)
     }
 

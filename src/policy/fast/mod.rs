@@ -51,6 +51,10 @@ pub struct FastFn {
     body: Block,
     /// Variable slots, the `ctx` parameter in slot 0.
     slots: usize,
+    /// Calls `ctx.param(...)` with constant arguments. A run's parameters do not change, so
+    /// the value such a call gave is kept (per run: [`Runtime::memo`]) and given again,
+    /// without the lookup; a call that failed is not kept.
+    memos: usize,
 }
 
 /// Statements with the slots their `let`s use (cleared when the block ends, as Rhai drops a
@@ -151,6 +155,9 @@ struct Link {
     /// `x.to_float()`, `x.to_int()`, `x.floor()` of Rhai's library, unless the script defines
     /// a function of the name.
     numeric: Option<Numeric>,
+    /// `ctx.param(name)` / `ctx.param(name, default)` with constant arguments: its slot in the
+    /// run's memo (see [`FastFn::memos`]).
+    memo: Option<usize>,
 }
 
 /// The numeric methods of Rhai's library that hooks call on every step.
@@ -193,6 +200,7 @@ impl FastFn {
             names: vec![(param, 0)],
             next: 1,
             max: 1,
+            memos: 0,
         };
         // The body's statements are the nodes of depth one of a walk over the functions that
         // lie within the body (Rhai's functions do not nest).
@@ -223,7 +231,11 @@ impl FastFn {
             slots: 1..c.max,
         };
         live::mark_last_reads(&mut body, c.max);
-        Some(FastFn { body, slots: c.max })
+        Some(FastFn {
+            body,
+            slots: c.max,
+            memos: c.memos,
+        })
     }
 }
 
@@ -235,6 +247,8 @@ struct Compiler<'a> {
     names: Vec<(String, usize)>,
     next: usize,
     max: usize,
+    /// Memo slots given out ([`Link::memo`]).
+    memos: usize,
 }
 
 /// Functions whose meaning depends on the caller's scope or call site: never compiled.
@@ -435,6 +449,7 @@ impl Compiler<'_> {
                     },
                     property: true,
                     numeric: None,
+                    memo: None,
                 });
             }
             Expr::MethodCall(call, pos) => {
@@ -447,7 +462,15 @@ impl Compiler<'_> {
                 let args = self.args(call)?;
                 let params: Vec<String> = (0..args.len()).map(|i| format!("kv_a{i}")).collect();
                 let natives = self.natives(&call.name, args.len() + 1);
+                let memo = (call.name == "param"
+                    && !natives.is_empty()
+                    && args.iter().all(|a| matches!(a, Ex::Const(_))))
+                .then(|| {
+                    self.memos += 1;
+                    self.memos - 1
+                });
                 out.push(Link {
+                    memo,
                     call: Call {
                         name: call.name.to_string(),
                         pos: *pos,

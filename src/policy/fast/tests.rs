@@ -105,8 +105,58 @@ fn both(body: &str, a: Dynamic, b: Dynamic) -> Result<(String, String), TestCase
         scope: &mut Scope::new(),
         budget: &budget,
         slots: &mut Vec::new(),
+        memo: &mut Vec::new(),
     };
     Ok((rhai, show(fast.call(&mut rt, Dynamic::from(ctx)))))
+}
+
+/// A `ctx.param` call with constant arguments gives its value again from the run's memo;
+/// one that fails is not kept, and fails again.
+#[test]
+fn a_constant_param_call_is_kept_for_the_run() -> anyhow::Result<()> {
+    let engine = new_engine();
+    let src = r#"fn f(ctx) { ctx.param("a", 0) * 10 + ctx.param("c", 1) }
+                 fn g(ctx) { let n = ctx.param("a", 0); ctx.param("missing") }"#;
+    let ast = engine.compile(src)?;
+    let (f, g) = (
+        FastFn::compile(&engine, &ast, "f"),
+        FastFn::compile(&engine, &ast, "g"),
+    );
+    let (f, g) = (f.expect("f compiles"), g.expect("g compiles"));
+    let params: Params = [("a".to_string(), Dynamic::from_int(3))].into();
+    let budget = Budget::new(budget::DEFAULT_MAX_RUN_OPERATIONS, None);
+    let ctx = Ctx::new(params, budget.clone());
+    let mut global = engine.new_global_runtime_state();
+    global.lib.push(ast.shared_lib().clone());
+    let mut caches = rhai::Caches::new();
+    caches.push_fn_resolution_cache();
+    let (mut scope, mut slots) = (Scope::new(), Vec::new());
+    let (mut memo_f, mut memo_g) = (Vec::new(), Vec::new());
+    for turn in 0..2 {
+        let mut rt = Runtime {
+            engine: &engine,
+            global: &mut global,
+            caches: &mut caches,
+            scope: &mut scope,
+            budget: &budget,
+            slots: &mut slots,
+            memo: &mut memo_f,
+        };
+        // 3 * 10 + 1 (the default of the absent "c").
+        let v = f.call(&mut rt, Dynamic::from(ctx.clone()))?;
+        assert_eq!(v.as_int().ok(), Some(31), "turn {turn}");
+        rt.memo = &mut memo_g;
+        let e = g.call(&mut rt, Dynamic::from(ctx.clone())).unwrap_err();
+        assert!(e.to_string().contains("unknown param \"missing\""), "{e}");
+    }
+    let ints = |m: &[Option<Dynamic>]| -> Vec<Option<INT>> {
+        m.iter()
+            .map(|v| v.as_ref().and_then(|v| v.as_int().ok()))
+            .collect()
+    };
+    assert_eq!(ints(&memo_f), [Some(3), Some(1)]);
+    assert_eq!(ints(&memo_g), [Some(3), None]);
+    Ok(())
 }
 
 fn value() -> impl Strategy<Value = Dynamic> {
