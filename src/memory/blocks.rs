@@ -162,7 +162,7 @@ impl Memory {
         let k = self.entry_bytes;
         let exclusive = self.hierarchy == Hierarchy::Exclusive;
         let r = &self.layers[layer];
-        let take = TokenSet::and_minus(set, &r.hbm, (r.queued_count > 0).then_some(&r.queued));
+        let take = TokenSet::and_minus(set, &r.hbm, super::pending(&r.queued, r.queued_count));
         let (mut cap, mut moved) = (cap_bytes, 0);
         for b in self.blocks_of(&take, order) {
             let (lo, hi) = self.block_range(b);

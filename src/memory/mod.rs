@@ -374,7 +374,7 @@ impl Memory {
             return;
         }
         let r = &mut self.layers[layer];
-        let queued = (r.queued_count > 0).then_some(&r.queued);
+        let queued = pending(&r.queued, r.queued_count);
         let moved = take_newest(&r.present, &mut r.hbm, skipped, queued, n, room);
         let b = moved * self.entry_bytes;
         r.hbm_count += moved;
@@ -498,7 +498,7 @@ impl Memory {
         let k = self.entry_bytes;
         let exclusive = self.hierarchy == Hierarchy::Exclusive;
         let r = &mut self.layers[layer];
-        let queued = (r.queued_count > 0).then_some(&r.queued);
+        let queued = pending(&r.queued, r.queued_count);
         let count = TokenSet::count_and_minus(set, &r.hbm, queued);
         let moved = count.min(cap_entries);
         if moved == 0 {
@@ -506,7 +506,7 @@ impl Memory {
         }
         // The entries that may go: on HBM and not queued.
         let take = |r: &LayerResidency| {
-            TokenSet::and_minus(set, &r.hbm, (r.queued_count > 0).then_some(&r.queued))
+            TokenSet::and_minus(set, &r.hbm, pending(&r.queued, r.queued_count))
         };
         let victims = |take: &TokenSet| -> Vec<usize> {
             match order {
@@ -542,7 +542,7 @@ impl Memory {
             }
             r.hbm.subtract(&take);
         } else {
-            let queued = (r.queued_count > 0).then_some(&r.queued);
+            let queued = pending(&r.queued, r.queued_count);
             r.hbm.subtract_minus(set, queued);
         }
         r.hbm_count -= moved;
@@ -571,6 +571,11 @@ impl Memory {
             }
         }
     }
+}
+
+/// The queued set when something is queued (so that a pass over it is skipped otherwise).
+pub(super) fn pending(queued: &TokenSet, count: u64) -> Option<&TokenSet> {
+    (count > 0).then_some(queued)
 }
 
 /// Sets on `hbm` up to `room` of the positions `< n` in `present & !skipped & !queued & !hbm`,
