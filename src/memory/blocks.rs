@@ -50,8 +50,7 @@ impl Memory {
         let r = &mut self.layers[layer];
         let on_hbm = r.hbm.count_in(a, pos) > 0;
         let queued = r.queued_count > 0 && r.queued.count_in(a, pos) > 0;
-        r.present.insert(pos);
-        r.present_count += 1;
+        r.insert_present(pos);
         let tier = if on_hbm {
             r.hbm.insert(pos);
             r.hbm_count += 1;

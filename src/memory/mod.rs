@@ -75,8 +75,21 @@ struct LayerResidency {
     /// Entries with a move on the copy queue (async mode); empty in sync mode.
     queued: TokenSet,
     present_count: u64,
+    /// One past the highest present position: `present` is exactly `0..present_end` when it
+    /// holds `present_end` entries (see [`Memory::present_prefix`]).
+    present_end: usize,
     hbm_count: u64,
     queued_count: u64,
+}
+
+impl LayerResidency {
+    /// Makes the entry at `pos` exist.
+    fn insert_present(&mut self, pos: usize) {
+        debug_assert!(!self.present.contains(pos), "entry {pos} written twice");
+        self.present.insert(pos);
+        self.present_count += 1;
+        self.present_end = self.present_end.max(pos + 1);
+    }
 }
 
 /// Counters a run reports about memory.
@@ -145,6 +158,7 @@ impl Memory {
                     hbm,
                     queued: TokenSet::new(positions),
                     present_count: s.prefill as u64,
+                    present_end: s.prefill,
                     hbm_count: (b - a) as u64,
                     queued_count: 0,
                 }
@@ -252,6 +266,12 @@ impl Memory {
     pub fn present_count(&self, layer: usize) -> u64 {
         self.layers[layer].present_count
     }
+    /// `Some(m)` when the entries that exist at `layer` are exactly the positions `0..m` (as
+    /// long as every step writes its entry, they are).
+    pub fn present_prefix(&self, layer: usize) -> Option<usize> {
+        let r = &self.layers[layer];
+        (r.present_count == r.present_end as u64).then_some(r.present_end)
+    }
     pub fn hbm_count(&self, layer: usize) -> u64 {
         self.layers[layer].hbm_count
     }
@@ -318,8 +338,7 @@ impl Memory {
             want
         };
         let r = &mut self.layers[layer];
-        r.present.insert(pos);
-        r.present_count += 1;
+        r.insert_present(pos);
         new_entry_charges(c, self.hierarchy, k, tier);
         if tier == Tier::Hbm {
             r.hbm.insert(pos);

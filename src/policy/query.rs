@@ -297,11 +297,46 @@ pub fn predicted_reads(sim: &Sim, layer: usize, step: usize) -> Result<Option<(u
     if ls.layer {
         return Ok(None);
     }
-    let (p, h) = (
-        sim.memory.present(layer).words(),
-        sim.memory.hbm(layer).words(),
-    );
-    let sk = ls.tokens.words();
+    let h = sim.memory.hbm(layer).words();
+    let (total, on_hbm) = match sim.memory.present_prefix(layer) {
+        // The entries are positions 0..m, all before the step: the step reads the m of them
+        // less those skipped (arithmetic: the trace keeps its skip count), and every HBM entry
+        // lies below m, so one popcount a word counts those read from HBM.
+        Some(m) if m <= step => reads_of_prefix(m, h, &ls.tokens, ls.token_count),
+        _ => reads_by_word(
+            sim.memory.present(layer).words(),
+            h,
+            ls.tokens.words(),
+            step,
+        ),
+    };
+    let k = sim.sizes.entry_bytes;
+    let w_hbm = sim.sizes.attn_weight_hbm[layer];
+    let w_ext = sim.sizes.attn_weight_bytes - w_hbm;
+    Ok(Some((w_hbm + on_hbm * k, w_ext + (total - on_hbm) * k)))
+}
+
+/// [`reads_by_word`] when the present entries are the positions `0..m`: `h` (a subset of them)
+/// and `skipped`, with its count.
+fn reads_of_prefix(m: usize, h: &[u64], skipped: &TokenSet, skipped_count: u64) -> (u64, u64) {
+    debug_assert_eq!(skipped_count, skipped.count());
+    let read = m as u64 - (skipped_count - skipped.count_in(m, usize::MAX));
+    let sk = skipped.words();
+    let n = h.len().min(sk.len());
+    let both = h[..n].iter().zip(&sk[..n]);
+    let on_hbm = both
+        .map(|(&h, &s)| u64::from((h & !s).count_ones()))
+        .sum::<u64>()
+        + h[n..]
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum::<u64>();
+    (read, on_hbm)
+}
+
+/// The positions below `step` present (`p`) and not skipped (`sk`), and how many of them are on
+/// HBM (`h`), counted word by word.
+fn reads_by_word(p: &[u64], h: &[u64], sk: &[u64], step: usize) -> (u64, u64) {
     // Whole words below the step first (a loop the compiler vectorises), then the partial one.
     let full = (step / 64).min(p.len()).min(sk.len());
     let (mut total, mut on_hbm) = (0u64, 0u64);
@@ -316,10 +351,7 @@ pub fn predicted_reads(sim: &Sim, layer: usize, step: usize) -> Result<Option<(u
         total += read.count_ones() as u64;
         on_hbm += (read & h[full]).count_ones() as u64;
     }
-    let k = sim.sizes.entry_bytes;
-    let w_hbm = sim.sizes.attn_weight_hbm[layer];
-    let w_ext = sim.sizes.attn_weight_bytes - w_hbm;
-    Ok(Some((w_hbm + on_hbm * k, w_ext + (total - on_hbm) * k)))
+    (total, on_hbm)
 }
 
 /// `alpha` the attention sublayer of `(step, layer)` would have with the current residency.
@@ -337,4 +369,36 @@ pub fn hbm_any_layer(sim: &Sim) -> TokenSet {
         acc.union_with(sim.memory.hbm(l));
     }
     acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// With the entries exactly `0..m` (m at most the step), the count from the skip
+        /// count and one popcount a word is the word-by-word count.
+        #[test]
+        fn prefix_reads_are_the_word_by_word_reads(
+            m in 0usize..300,
+            ahead in 0usize..70,
+            hbm in proptest::collection::vec(any::<bool>(), 300),
+            skip in proptest::collection::vec(any::<bool>(), 370),
+        ) {
+            let step = m + ahead;
+            let cap = 400;
+            let present = TokenSet::range(cap, 0, m);
+            let mut h = TokenSet::new(cap);
+            let mut sk = TokenSet::new(step);
+            for p in (0..m).filter(|&p| hbm[p]) {
+                h.insert(p);
+            }
+            for p in (0..step).filter(|&p| skip[p]) {
+                sk.insert(p);
+            }
+            let want = reads_by_word(present.words(), h.words(), sk.words(), step);
+            prop_assert_eq!(reads_of_prefix(m, h.words(), &sk, sk.count()), want);
+        }
+    }
 }

@@ -60,7 +60,7 @@ impl FastFn {
         }
         rt.slots[0] = ctx;
         let r = rt.block(&self.body);
-        rt.slots.clear();
+        rt.slots.drain(..).for_each(release);
         match r {
             Ok(v) | Err(Ctl::Return(v)) => Ok(v),
             Err(Ctl::Err(e)) => Err(limit_unplaced(e)),
@@ -68,6 +68,24 @@ impl FastFn {
             Err(Ctl::Break | Ctl::Continue) => Ok(Dynamic::UNIT),
         }
     }
+}
+
+/// Drops `v`. A `Dynamic` holding a plain value (unit, a boolean, an integer, a float) has
+/// nothing to free, and is forgotten here instead of passing through Rhai's drop, an
+/// out-of-line call into a match over every type it holds, made for each of the hundred or so
+/// values a hook call discards. (Rhai is built with `no_closure`: no value is shared, so one
+/// that says it is an integer is one.)
+#[inline(always)]
+fn release(v: Dynamic) {
+    if v.is_unit() || v.is_int() || v.is_float() || v.is_bool() {
+        mem::forget(v);
+    }
+}
+
+/// Drops every value of `vs` (as [`release`]).
+#[inline(always)]
+fn release_all(vs: Vec<Dynamic>) {
+    vs.into_iter().for_each(release);
 }
 
 /// `a..=b` as its first and last values; `None` when empty.
@@ -145,7 +163,7 @@ impl Runtime<'_> {
         let mut end = Ok(());
         for s in &b.stmts {
             match self.stmt(s) {
-                Ok(v) => value = v,
+                Ok(v) => release(mem::replace(&mut value, v)),
                 Err(c) => {
                     end = Err(c);
                     break;
@@ -153,14 +171,20 @@ impl Runtime<'_> {
             }
         }
         for s in b.slots.clone() {
-            self.slots[s] = Dynamic::UNIT;
+            release(mem::take(&mut self.slots[s]));
         }
         end.map(|()| value)
     }
 
     fn condition(&mut self, e: &Ex, pos: Position) -> R<bool> {
         let v = self.expr(e)?;
-        v.as_bool().map_err(|_| mismatch(self, "bool", &v, pos))
+        match v.as_bool() {
+            Ok(b) => {
+                release(v);
+                Ok(b)
+            }
+            Err(_) => Err(mismatch(self, "bool", &v, pos)),
+        }
     }
 
     fn stmt(&mut self, s: &St) -> R<Dynamic> {
@@ -168,7 +192,7 @@ impl Runtime<'_> {
         match s {
             St::Let(slot, e) | St::Assign(slot, e) => {
                 let v = self.expr(e)?;
-                self.slots[*slot] = v;
+                release(mem::replace(&mut self.slots[*slot], v));
                 Ok(Dynamic::UNIT)
             }
             St::OpAssign(slot, op, e, pos, fb) => {
@@ -209,7 +233,7 @@ impl Runtime<'_> {
                             end = Err(c);
                             break;
                         }
-                        self.slots[*slot] = Dynamic::from_int(i);
+                        release(mem::replace(&mut self.slots[*slot], Dynamic::from_int(i)));
                         match self.block(body) {
                             Ok(_) | Err(Ctl::Continue) => {}
                             Err(Ctl::Break) => break,
@@ -224,7 +248,7 @@ impl Runtime<'_> {
                         i += 1;
                     }
                 }
-                self.slots[*slot] = Dynamic::UNIT;
+                release(mem::take(&mut self.slots[*slot]));
                 end
             }
             St::While(cond, body) => {
@@ -393,7 +417,7 @@ impl Runtime<'_> {
             Base::Var(slot) => {
                 let mut recv = mem::take(&mut self.slots[*slot]);
                 let r = self.link(first, &mut recv, first_args);
-                self.slots[*slot] = recv;
+                release(mem::replace(&mut self.slots[*slot], recv));
                 r?
             }
             Base::Value(x) => {
@@ -402,7 +426,8 @@ impl Runtime<'_> {
             }
         };
         for (l, a) in rest.iter().zip(rest_args) {
-            v = self.link(l, &mut v, a)?;
+            let next = self.link(l, &mut v, a)?;
+            release(mem::replace(&mut v, next));
         }
         Ok(v)
     }
@@ -419,7 +444,7 @@ impl Runtime<'_> {
         let args = self.args(&l.call)?;
         let mut recv = mem::take(&mut self.slots[slot]);
         let r = self.link(l, &mut recv, args);
-        self.slots[slot] = recv;
+        release(mem::replace(&mut self.slots[slot], recv));
         let v = r?;
         self.memo[i] = Some(v.clone());
         Ok(v)
@@ -444,7 +469,7 @@ impl Runtime<'_> {
         }
         let mut recv = mem::take(&mut self.slots[v.ctx]);
         let y = self.link(&v.link, &mut recv, mem::take(&mut args));
-        self.slots[v.ctx] = recv;
+        release(mem::replace(&mut self.slots[v.ctx], recv));
         match binary(v.op, x, y?) {
             Ok(r) => Ok(r.map_err(|e| fill(e, v.pos))?),
             Err((x, y)) => self.fallback(&v.fallback, None, vec![x, y], v.pos),
@@ -466,6 +491,7 @@ impl Runtime<'_> {
         self.tick(call.pos)?;
         for native in call.natives {
             if let Some(r) = native(recv, &mut args) {
+                release_all(args);
                 return r.map_err(|e| fill(e, call.pos).into());
             }
         }
@@ -546,7 +572,14 @@ fn binary(op: Bin, x: Dynamic, y: Dynamic) -> Result<RResult<Dynamic>, (Dynamic,
             Bin::Xor => Some(Dynamic::from_int(a ^ b)),
             _ => None,
         };
-        return v.map(Ok).ok_or((x, y));
+        return match v {
+            Some(v) => {
+                release(x);
+                release(y);
+                Ok(Ok(v))
+            }
+            None => Err((x, y)),
+        };
     }
     let float = |d: &Dynamic| {
         d.as_float()
@@ -554,7 +587,14 @@ fn binary(op: Bin, x: Dynamic, y: Dynamic) -> Result<RResult<Dynamic>, (Dynamic,
             .or_else(|| d.as_int().ok().map(|i| i as FLOAT))
     };
     if let (Some(a), Some(b)) = (float(&x), float(&y)) {
-        return float_op(op, a, b).map(Ok).ok_or((x, y));
+        return match float_op(op, a, b) {
+            Some(v) => {
+                release(x);
+                release(y);
+                Ok(Ok(v))
+            }
+            None => Err((x, y)),
+        };
     }
     if let (Ok(a), Ok(b)) = (x.as_bool(), y.as_bool()) {
         return match op {
