@@ -573,6 +573,7 @@ impl ScriptedPolicy {
                     budget: &self.budget,
                     slots: &mut calls.slots,
                     memo: &mut calls.memo[h as usize],
+                    flow: Default::default(),
                 };
                 f.call(&mut rt, Dynamic::from(self.ctx.clone()))
             }

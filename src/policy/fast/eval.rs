@@ -27,19 +27,30 @@ pub struct Runtime<'a> {
     /// The values of the hook's constant `ctx.param(...)` calls so far in this run
     /// ([`FastFn::memos`]); one per run and hook.
     pub memo: &'a mut Vec<Option<Dynamic>>,
+    /// Why evaluation is leaving its statements early, other than an error.
+    pub flow: Flow,
 }
 
-/// How a statement ends other than normally.
-enum Ctl {
-    Err(Box<EvalAltResult>),
+/// A `break`, `continue` or `return` on its way to the loop or call it ends.
+#[derive(Default)]
+pub enum Flow {
+    #[default]
+    Normal,
     Break,
     Continue,
     Return(Dynamic),
 }
 
+/// How evaluation stops before its end: with an error, or (`None`) for the [`Flow`] the
+/// runtime holds. One word, so that `R<Dynamic>` is two and a call returns it in registers:
+/// returned through memory, a `Dynamic` written field by field and copied out at once by the
+/// caller is a load the processor cannot forward from those stores, and that stall was the
+/// hottest instruction of every node's function in the profile.
+struct Ctl(Option<Box<EvalAltResult>>);
+
 impl From<Box<EvalAltResult>> for Ctl {
     fn from(e: Box<EvalAltResult>) -> Ctl {
-        Ctl::Err(e)
+        Ctl(Some(e))
     }
 }
 
@@ -61,11 +72,11 @@ impl FastFn {
         rt.slots[0] = ctx;
         let r = rt.block(&self.body);
         rt.slots.drain(..).for_each(release);
-        match r {
-            Ok(v) | Err(Ctl::Return(v)) => Ok(v),
-            Err(Ctl::Err(e)) => Err(limit_unplaced(e)),
+        match (r, mem::take(&mut rt.flow)) {
+            (Ok(v), _) | (Err(Ctl(None)), Flow::Return(v)) => Ok(v),
+            (Err(Ctl(Some(e))), _) => Err(limit_unplaced(e)),
             // Rhai refuses break and continue outside a loop when it parses the script.
-            Err(Ctl::Break | Ctl::Continue) => Ok(Dynamic::UNIT),
+            (Err(Ctl(None)), _) => Ok(Dynamic::UNIT),
         }
     }
 }
@@ -136,11 +147,11 @@ fn fill(mut e: Box<EvalAltResult>, pos: Position) -> Box<EvalAltResult> {
 }
 
 fn mismatch(rt: &Runtime, expected: &str, got: &Dynamic, pos: Position) -> Ctl {
-    Ctl::Err(Box::new(EvalAltResult::ErrorMismatchDataType(
+    Ctl(Some(Box::new(EvalAltResult::ErrorMismatchDataType(
         rt.engine.map_type_name(expected).to_string(),
         got.type_name().to_string(),
         pos,
-    )))
+    ))))
 }
 
 impl Runtime<'_> {
@@ -235,12 +246,15 @@ impl Runtime<'_> {
                         }
                         release(mem::replace(&mut self.slots[*slot], Dynamic::from_int(i)));
                         match self.block(body) {
-                            Ok(_) | Err(Ctl::Continue) => {}
-                            Err(Ctl::Break) => break,
-                            Err(c) => {
-                                end = Err(c);
-                                break;
-                            }
+                            Ok(_) => {}
+                            Err(c) => match self.loop_flow(c) {
+                                Ok(true) => {}
+                                Ok(false) => break,
+                                Err(c) => {
+                                    end = Err(c);
+                                    break;
+                                }
+                            },
                         }
                         if i == last {
                             break;
@@ -259,10 +273,10 @@ impl Runtime<'_> {
                             break;
                         }
                     }
-                    match self.block(body) {
-                        Ok(_) | Err(Ctl::Continue) => {}
-                        Err(Ctl::Break) => break,
-                        Err(c) => return Err(c),
+                    if let Err(c) = self.block(body) {
+                        if !self.loop_flow(c)? {
+                            break;
+                        }
                     }
                 }
                 Ok(Dynamic::UNIT)
@@ -273,11 +287,29 @@ impl Runtime<'_> {
                     Some(e) => self.expr(e)?,
                     None => Dynamic::UNIT,
                 };
-                Err(Ctl::Return(v))
+                self.flow = Flow::Return(v);
+                Err(Ctl(None))
             }
-            St::Break => Err(Ctl::Break),
-            St::Continue => Err(Ctl::Continue),
+            St::Break => {
+                self.flow = Flow::Break;
+                Err(Ctl(None))
+            }
+            St::Continue => {
+                self.flow = Flow::Continue;
+                Err(Ctl(None))
+            }
         }
+    }
+
+    /// What a loop does with its body's early end `c`: go on (`true`: `continue`), stop
+    /// (`false`: `break`), or pass it on (an error, a `return`).
+    fn loop_flow(&mut self, c: Ctl) -> R<bool> {
+        match (&c, &self.flow) {
+            (Ctl(None), Flow::Continue) => {}
+            (Ctl(None), Flow::Break) => {}
+            _ => return Err(c),
+        }
+        Ok(matches!(mem::take(&mut self.flow), Flow::Continue))
     }
 
     /// A for loop's range as a half-open `from..to` of integers; a range of anything else is
@@ -545,7 +577,7 @@ impl Runtime<'_> {
         self.scope.clear();
         r.map_err(|mut e| {
             e.set_position(pos);
-            Ctl::Err(e)
+            Ctl(Some(e))
         })
     }
 }

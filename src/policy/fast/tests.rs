@@ -106,6 +106,7 @@ fn both(body: &str, a: Dynamic, b: Dynamic) -> Result<(String, String), TestCase
         budget: &budget,
         slots: &mut Vec::new(),
         memo: &mut Vec::new(),
+        flow: Default::default(),
     };
     Ok((rhai, show(fast.call(&mut rt, Dynamic::from(ctx)))))
 }
@@ -140,6 +141,7 @@ fn a_constant_param_call_is_kept_for_the_run() -> anyhow::Result<()> {
             budget: &budget,
             slots: &mut slots,
             memo: &mut memo_f,
+            flow: Default::default(),
         };
         // 3 * 10 + 1 (the default of the absent "c").
         let v = f.call(&mut rt, Dynamic::from(ctx.clone()))?;
@@ -248,6 +250,10 @@ const BODIES: &[&str] = &[
     "let s = 0; for i in a..=b { if i % 2 == 0 { continue; } s += 1; if s > 20 { break; } } s",
     "let s = 0; for i in a..=a { s += 1; } s",
     "let n = 0; while n < a { n += 1; if n > 20 { break; } } n",
+    // A return from inside loops, and a break or continue of an inner loop only.
+    "for i in 0..5 { let n = 0; while true { n += 1; if n > 2 { return a; } } } b",
+    "let s = 0; for i in 0..3 { for j in 0..3 { if j == 1 { break; } s += 1; } s += 10; } s",
+    "let s = 0; for i in 0..3 { let n = 0; loop { n += 1; if n < 3 { continue; } break; } s += n; } s",
     "let x = if a == b { a } else { b }; x",
     // Last reads are moves (live.rs): a variable read again after, in a loop or a branch,
     // must still hold its value.
