@@ -42,10 +42,11 @@ pub enum Flow {
 }
 
 /// How evaluation stops before its end: with an error, or (`None`) for the [`Flow`] the
-/// runtime holds. One word, so that `R<Dynamic>` is two and a call returns it in registers:
-/// returned through memory, a `Dynamic` written field by field and copied out at once by the
-/// caller is a load the processor cannot forward from those stores, and that stall was the
-/// hottest instruction of every node's function in the profile.
+/// runtime holds. One word, so that `R<Dynamic>`, which every node returns through memory, is
+/// two words instead of three: the caller's copy of a result just written field by field is
+/// a load the processor cannot forward from those stores, and it was the hottest instruction
+/// of every node's function in the profile (smaller, it measured 5-8% less CPU time for a
+/// hook-heavy pair; docs/performance.md).
 struct Ctl(Option<Box<EvalAltResult>>);
 
 impl From<Box<EvalAltResult>> for Ctl {
