@@ -144,7 +144,7 @@ pub fn floor(scenario: &Scenario) -> Result<Floor> {
                 if ls.layer {
                     continue;
                 }
-                let skipped = (ls.token_count > 0).then_some(&ls.tokens);
+                let skipped = (ls.token_count > 0).then_some((&ls.tokens, ls.token_count));
                 let (read, ext) = mem.read_kv(l, skipped, &mut c);
                 mem.write_new(l, step.step, Tier::Hbm, &mut c);
                 out.read_entries += read;

@@ -428,13 +428,14 @@ pub fn run_with_trace(
             c.fetch_ext(ext_weight(s.attn_weight_hbm[l], s.attn_weight_bytes));
             // KV reads, new entry, passive installs.
             let ls = &sim.window.current().layers[l];
-            let skipped = (ls.token_count > 0).then_some(&ls.tokens);
+            let skipped = (ls.token_count > 0).then_some((&ls.tokens, ls.token_count));
             let (read_entries, ext_entries) = sim.memory.read_kv(l, skipped, &mut c);
             sim.history.kv_read_entries[l] += read_entries;
             sim.history.kv_skipped_entries[l] += sim.memory.present_count(l) - read_entries;
             sim.memory.write_new(l, n, want, &mut c);
             if passive && ext_entries > 0 {
-                sim.memory.passive_install(l, n, skipped, &mut c);
+                sim.memory
+                    .passive_install(l, n, skipped.map(|(s, _)| s), &mut c);
             }
             // The GPU computes the KV it reads; in near_data the device computes EXT entries.
             let gpu_entries = match access {

@@ -352,11 +352,20 @@ impl Memory {
     /// Charges the KV reads of `layer` at step `n`: every present position `t < n` not in
     /// `skipped` (a set of capacity `n`), each from its tier. Returns the entries read, in all
     /// and from EXT.
-    pub fn read_kv(&self, layer: usize, skipped: Option<&TokenSet>, c: &mut Charges) -> (u64, u64) {
+    pub fn read_kv(
+        &self,
+        layer: usize,
+        skipped: Option<(&TokenSet, u64)>,
+        c: &mut Charges,
+    ) -> (u64, u64) {
         let r = &self.layers[layer];
         let (total, on_hbm) = match skipped {
             None => (r.present_count, r.hbm_count),
-            Some(skip) => {
+            // The entries are positions 0..m: see [`reads_of_prefix`].
+            Some((skip, count)) if r.present_count == r.present_end as u64 => {
+                reads_of_prefix(r.present_end, r.hbm.words(), skip, count)
+            }
+            Some((skip, _)) => {
                 // Before the new entry is written nothing at or past `n` is present, so the
                 // skip set's words cover every present entry.
                 let (p, h, s) = (r.present.words(), r.hbm.words(), skip.words());
@@ -595,6 +604,31 @@ impl Memory {
 /// The queued set when something is queued (so that a pass over it is skipped otherwise).
 pub(super) fn pending(queued: &TokenSet, count: u64) -> Option<&TokenSet> {
     (count > 0).then_some(queued)
+}
+
+/// The entries a step reads and how many of them are on HBM, when the entries that exist are
+/// the positions `0..m` (every step writes its entry, so they are): `m` less the skipped ones
+/// among them (from `skipped`'s count, without a pass), and one popcount a word of the HBM
+/// entries (all below `m`) not skipped. A word past `skipped`'s end skips nothing.
+pub(crate) fn reads_of_prefix(
+    m: usize,
+    h: &[u64],
+    skipped: &TokenSet,
+    skipped_count: u64,
+) -> (u64, u64) {
+    debug_assert_eq!(skipped_count, skipped.count());
+    let read = m as u64 - (skipped_count - skipped.count_in(m, usize::MAX));
+    let sk = skipped.words();
+    let n = h.len().min(sk.len());
+    let both = h[..n].iter().zip(&sk[..n]);
+    let on_hbm = both
+        .map(|(h, s)| u64::from((h & !s).count_ones()))
+        .sum::<u64>()
+        + h[n..]
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum::<u64>();
+    (read, on_hbm)
 }
 
 /// Sets on `hbm` up to `room` of the positions `< n` in `present & !skipped & !queued & !hbm`,

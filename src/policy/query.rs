@@ -11,6 +11,7 @@
 use anyhow::{bail, Result};
 
 use crate::engine::Sim;
+use crate::memory::reads_of_prefix;
 use crate::tokenset::TokenSet;
 use crate::trace::StepSkips;
 
@@ -314,24 +315,6 @@ pub fn predicted_reads(sim: &Sim, layer: usize, step: usize) -> Result<Option<(u
     let w_hbm = sim.sizes.attn_weight_hbm[layer];
     let w_ext = sim.sizes.attn_weight_bytes - w_hbm;
     Ok(Some((w_hbm + on_hbm * k, w_ext + (total - on_hbm) * k)))
-}
-
-/// [`reads_by_word`] when the present entries are the positions `0..m`: `h` (a subset of them)
-/// and `skipped`, with its count.
-fn reads_of_prefix(m: usize, h: &[u64], skipped: &TokenSet, skipped_count: u64) -> (u64, u64) {
-    debug_assert_eq!(skipped_count, skipped.count());
-    let read = m as u64 - (skipped_count - skipped.count_in(m, usize::MAX));
-    let sk = skipped.words();
-    let n = h.len().min(sk.len());
-    let both = h[..n].iter().zip(&sk[..n]);
-    let on_hbm = both
-        .map(|(&h, &s)| u64::from((h & !s).count_ones()))
-        .sum::<u64>()
-        + h[n..]
-            .iter()
-            .map(|w| u64::from(w.count_ones()))
-            .sum::<u64>();
-    (read, on_hbm)
 }
 
 /// The positions below `step` present (`p`) and not skipped (`sk`), and how many of them are on
