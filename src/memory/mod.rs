@@ -361,24 +361,18 @@ impl Memory {
         let r = &self.layers[layer];
         let (total, on_hbm) = match skipped {
             None => (r.present_count, r.hbm_count),
-            // The entries are positions 0..m: see [`reads_of_prefix`].
-            Some((skip, count)) if r.present_count == r.present_end as u64 => {
-                reads_of_prefix(r.present_end, r.hbm.words(), skip, count)
-            }
-            Some((skip, _)) => {
-                // Before the new entry is written nothing at or past `n` is present, so the
-                // skip set's words cover every present entry.
-                let (p, h, s) = (r.present.words(), r.hbm.words(), skip.words());
-                debug_assert!(p[s.len()..].iter().all(|&w| w == 0));
-                let mut total = 0u64;
-                let mut on_hbm = 0u64;
-                for ((&p, &h), &s) in p.iter().zip(h).zip(s) {
-                    let read = p & !s;
-                    total += read.count_ones() as u64;
-                    on_hbm += (read & h).count_ones() as u64;
-                }
-                (total, on_hbm)
-            }
+            Some((skip, count)) => match self.present_prefix(layer) {
+                // The entries are positions 0..m: see [`reads_of_prefix`].
+                Some(m) => reads_of_prefix(m, r.hbm.words(), skip, count),
+                // Before the new entry is written nothing at or past `n` (the skip set's
+                // capacity) is present.
+                None => reads_by_word(
+                    r.present.words(),
+                    r.hbm.words(),
+                    skip.words(),
+                    skip.capacity(),
+                ),
+            },
         };
         kv_read_charges(c, self.access, self.entry_bytes, total, on_hbm);
         (total, total - on_hbm)
@@ -604,6 +598,26 @@ impl Memory {
 /// The queued set when something is queued (so that a pass over it is skipped otherwise).
 pub(super) fn pending(queued: &TokenSet, count: u64) -> Option<&TokenSet> {
     (count > 0).then_some(queued)
+}
+
+/// The positions below `step` present (`p`) and not skipped (`sk`), and how many of them are on
+/// HBM (`h`), counted word by word.
+pub(crate) fn reads_by_word(p: &[u64], h: &[u64], sk: &[u64], step: usize) -> (u64, u64) {
+    // Whole words below the step first (a loop the compiler vectorises), then the partial one.
+    let full = (step / 64).min(p.len()).min(sk.len());
+    let (mut total, mut on_hbm) = (0u64, 0u64);
+    for ((&pw, &hw), &sw) in p[..full].iter().zip(&h[..full]).zip(&sk[..full]) {
+        let read = pw & !sw;
+        total += read.count_ones() as u64;
+        on_hbm += (read & hw).count_ones() as u64;
+    }
+    if !step.is_multiple_of(64) && full < p.len() {
+        let skipped = sk.get(full).copied().unwrap_or(0);
+        let read = p[full] & !skipped & crate::tokenset::mask_bits(0, step % 64);
+        total += read.count_ones() as u64;
+        on_hbm += (read & h[full]).count_ones() as u64;
+    }
+    (total, on_hbm)
 }
 
 /// The entries a step reads and how many of them are on HBM, when the entries that exist are

@@ -11,7 +11,7 @@
 use anyhow::{bail, Result};
 
 use crate::engine::Sim;
-use crate::memory::reads_of_prefix;
+use crate::memory::{reads_by_word, reads_of_prefix};
 use crate::tokenset::TokenSet;
 use crate::trace::StepSkips;
 
@@ -315,26 +315,6 @@ pub fn predicted_reads(sim: &Sim, layer: usize, step: usize) -> Result<Option<(u
     let w_hbm = sim.sizes.attn_weight_hbm[layer];
     let w_ext = sim.sizes.attn_weight_bytes - w_hbm;
     Ok(Some((w_hbm + on_hbm * k, w_ext + (total - on_hbm) * k)))
-}
-
-/// The positions below `step` present (`p`) and not skipped (`sk`), and how many of them are on
-/// HBM (`h`), counted word by word.
-fn reads_by_word(p: &[u64], h: &[u64], sk: &[u64], step: usize) -> (u64, u64) {
-    // Whole words below the step first (a loop the compiler vectorises), then the partial one.
-    let full = (step / 64).min(p.len()).min(sk.len());
-    let (mut total, mut on_hbm) = (0u64, 0u64);
-    for ((&pw, &hw), &sw) in p[..full].iter().zip(&h[..full]).zip(&sk[..full]) {
-        let read = pw & !sw;
-        total += read.count_ones() as u64;
-        on_hbm += (read & hw).count_ones() as u64;
-    }
-    if !step.is_multiple_of(64) && full < p.len() {
-        let skipped = sk.get(full).copied().unwrap_or(0);
-        let read = p[full] & !skipped & crate::tokenset::mask_bits(0, step % 64);
-        total += read.count_ones() as u64;
-        on_hbm += (read & h[full]).count_ones() as u64;
-    }
-    (total, on_hbm)
 }
 
 /// `alpha` the attention sublayer of `(step, layer)` would have with the current residency.
