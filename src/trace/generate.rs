@@ -348,6 +348,42 @@ fn flip_word<const PER_WORD_LOG2: u32>(w: &mut [u64], p: u32) {
     w[(p >> PER_WORD_LOG2) as usize] ^= mask << ((p & in_word) << page_log2);
 }
 
+/// Swaps `swaps` random pairs of a read and a skipped page, calling `swapped` with each pair
+/// (the page that was read, the page that was skipped). Both lists are non-empty when `swaps >
+/// 0` (the churn takes at most as many swaps as there are skipped pages, and none when no page
+/// is read), and shorter than 2^32 (pages are `u32`).
+#[inline(always)]
+fn churn(
+    rng: &mut Rng,
+    read: &mut [u32],
+    skipped: &mut [u32],
+    swaps: usize,
+    mut swapped: impl FnMut(u32, u32),
+) {
+    let (rl, sl) = (read.len() as u64, skipped.len() as u64);
+    debug_assert!(
+        swaps == 0 || (rl > 0 && sl > 0 && rl <= u32::MAX as u64 && sl <= u32::MAX as u64)
+    );
+    let mut r_state = rng.clone();
+    for _ in 0..swaps {
+        let r = r_state.next_u64();
+        // Multiply-shift maps 32 random bits below the length: both indices are in range.
+        let i = ((r as u32 as u64 * rl) >> 32) as usize;
+        let j = (((r >> 32) * sl) >> 32) as usize;
+        debug_assert!(i < read.len() && j < skipped.len());
+        // SAFETY: `i < rl` and `j < sl`, since `(x * len) >> 32 < len` for `x < 2^32` (above).
+        // This loop is most of the generator's time (docs/performance.md): its bounds checks
+        // and the test for tracking were measurable.
+        unsafe {
+            let (a, b) = (*read.get_unchecked(i), *skipped.get_unchecked(j));
+            *read.get_unchecked_mut(i) = b;
+            *skipped.get_unchecked_mut(j) = a;
+            swapped(a, b);
+        }
+    }
+    *rng = r_state;
+}
+
 impl HhLayer {
     /// The skipped set of step `n` into `out` (capacity `n`); returns its size.
     fn step(
@@ -443,22 +479,15 @@ impl HhLayer {
             moved.iter().for_each(|&p| flip(words, p));
         }
         let (read, skipped) = (&mut self.read[..], &mut self.skipped[..]);
-        let (rl, sl) = (read.len() as u64, skipped.len() as u64);
-        let mut rng = self.rng.clone();
-        for _ in 0..swaps {
-            let r = rng.next_u64();
-            // Multiply-shift maps 32 random bits below the length: both indices are in range.
-            let i = ((r as u32 as u64 * rl) >> 32) as usize;
-            let j = (((r >> 32) * sl) >> 32) as usize;
-            let (a, b) = (read[i], skipped[j]);
-            read[i] = b;
-            skipped[j] = a;
-            if track {
+        // Two copies of the loop, so that the one that does not track has no flips to test for.
+        if track {
+            churn(&mut self.rng, read, skipped, swaps, |a, b| {
                 flip(words, a);
                 flip(words, b);
-            }
+            });
+        } else {
+            churn(&mut self.rng, read, skipped, swaps, |_, _| {});
         }
-        self.rng = rng;
         // Every skipped page lies whole below `n - recent` (and below the candidates): the
         // step's set needs no tail mask, and nothing past the candidates is ever set.
         if rebuild {
