@@ -28,9 +28,11 @@ const STREAM_YOUNG: u64 = 3;
 /// A synthetic trace source.
 pub struct Generator {
     dims: TraceDims,
-    /// The layers this generator produces (all of them, or a part: see [`Generator::part`]);
-    /// its steps hold these layers only, first at index 0.
-    own: std::ops::Range<usize>,
+    /// The layers this generator produces, ascending (all of them, or a part: see
+    /// [`Generator::part`]); its steps hold these layers only, in this order.
+    own: Vec<usize>,
+    /// For each layer of the model, its index in `own` (`None`: another part's).
+    slot: Vec<Option<usize>>,
     kind: Kind,
     layer_rates: Vec<f64>,
     mlp_rates: Vec<f64>,
@@ -158,12 +160,13 @@ pub fn depth_shape(skip: &SkipSection, layers: usize) -> Vec<f64> {
 
 impl Generator {
     pub fn new(scenario: &Scenario) -> Generator {
-        Generator::part(scenario, 0..scenario.sizes.layers)
+        Generator::part(scenario, (0..scenario.sizes.layers).collect())
     }
 
-    /// A generator of the layers `own` only, whose steps are those layers of [`Generator::new`]'s
-    /// steps, bit for bit (each layer has its own streams; the flags' stream is drawn whole).
-    pub fn part(scenario: &Scenario, own: std::ops::Range<usize>) -> Generator {
+    /// A generator of the layers `own` only (ascending), whose steps are those layers of
+    /// [`Generator::new`]'s steps, bit for bit (each layer has its own streams; the flags'
+    /// stream is drawn whole).
+    pub fn part(scenario: &Scenario, own: Vec<usize>) -> Generator {
         let s = &scenario.sizes;
         let skip = &scenario.file.skip;
         let seed = scenario.file.seed;
@@ -173,8 +176,8 @@ impl Generator {
             SkipSource::Uniform => {
                 let p16 = round_half_up(skip.rate * 65536.0).min(65535) as u32;
                 let rngs = own
-                    .clone()
-                    .map(|l| Rng::new(stream_seed(seed, STREAM_TOKENS, l as u64)))
+                    .iter()
+                    .map(|&l| Rng::new(stream_seed(seed, STREAM_TOKENS, l as u64)))
                     .collect();
                 (Kind::Uniform { p16, rngs }, flat)
             }
@@ -193,8 +196,8 @@ impl Generator {
                     dense_layers: skip.dense_layers as usize,
                 };
                 let hh = own
-                    .clone()
-                    .map(|l| HhLayer {
+                    .iter()
+                    .map(|&l| HhLayer {
                         rng: Rng::new(stream_seed(seed, STREAM_TOKENS, l as u64)),
                         read: Vec::new(),
                         skipped: Vec::new(),
@@ -212,6 +215,9 @@ impl Generator {
         Generator {
             dims: super::TraceDims::of(scenario),
             present: vec![s.prefill as u64; own.len()],
+            slot: (0..layers)
+                .map(|l| own.iter().position(|&o| o == l))
+                .collect(),
             own,
             kind,
             layer_rates: layer_values(&skip.layer_skip_rate, &shape),
@@ -236,20 +242,19 @@ impl TraceSource for Generator {
     /// aligned), then each layer's tokens over all the steps from the layer's own streams, so
     /// that a layer's state stays in cache over the batch.
     fn next_steps(&mut self, outs: &mut [StepSkips]) -> Result<()> {
-        let own = self.own.clone();
         // Room for the last step's positions in every buffer: a recycled buffer then grows at
         // most once, not every 64 steps (each growth a reallocation and, with the allocator's
         // trimming, fresh pages).
         let room = self.dims.prefill + self.dims.decode;
         for (k, out) in outs.iter_mut().enumerate() {
             out.step = self.step + k;
-            out.layers.resize_with(own.len(), Default::default);
+            out.layers.resize_with(self.own.len(), Default::default);
             out.layers
                 .iter_mut()
                 .for_each(|ls| ls.tokens.reserve_room(room));
             for l in 0..self.dims.layers {
                 let (a, b) = (self.flags.unit(), self.flags.unit());
-                if let Some(ls) = l.checked_sub(own.start).and_then(|i| out.layers.get_mut(i)) {
+                if let Some(ls) = self.slot[l].and_then(|i| out.layers.get_mut(i)) {
                     ls.layer = a < self.layer_rates[l];
                     ls.mlp = !ls.layer && b < self.mlp_rates[l];
                     ls.token_count = 0;
@@ -257,7 +262,7 @@ impl TraceSource for Generator {
             }
         }
         for (i, present) in self.present.iter_mut().enumerate() {
-            let l = own.start + i;
+            let l = self.own[i];
             for out in outs.iter_mut() {
                 let n = out.step;
                 let ls = &mut out.layers[i];
