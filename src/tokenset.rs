@@ -150,6 +150,82 @@ impl TokenSet {
             .sum::<u64>()
     }
 
+    /// The positions below `end` that are not in `src`, as a set of `capacity` positions:
+    /// `TokenSet::range(capacity, 0, end)` less `src` in one pass over `src` alone (a word past
+    /// `src`'s end is empty). What `and_not(present, src)` truncated at `end` is while the
+    /// present entries are the positions `0..m`, `m >= end`.
+    pub fn not_below(src: &TokenSet, end: usize, capacity: usize) -> TokenSet {
+        let end = end.min(capacity);
+        let full = end / 64;
+        let s = &src.words[..full.min(src.words.len())];
+        let mut words = Vec::with_capacity(words_for(capacity));
+        words.extend(s.iter().map(|w| !w));
+        words.resize(full, u64::MAX);
+        if !end.is_multiple_of(64) {
+            let w = src.words.get(full).copied().unwrap_or(0);
+            words.push(!w & mask_bits(0, end % 64));
+        }
+        words.resize(words_for(capacity), 0);
+        TokenSet { words, capacity }
+    }
+
+    /// `self &= (0..end) - drop`: [`TokenSet::keep_minus`] with `keep` the positions `0..end`,
+    /// without reading them.
+    pub fn keep_below_minus(&mut self, end: usize, drop: Option<&TokenSet>) {
+        let full = (end / 64).min(self.words.len());
+        let (head, tail) = self.words.split_at_mut(full);
+        if let Some(d) = drop {
+            let m = full.min(d.words.len());
+            for (w, d) in head[..m].iter_mut().zip(&d.words[..m]) {
+                *w &= !d;
+            }
+        }
+        if let Some((partial, rest)) = tail.split_first_mut() {
+            let dropped = drop.and_then(|d| d.words.get(full)).copied().unwrap_or(0);
+            *partial &= mask_bits(0, end % 64) & !dropped;
+            rest.fill(0);
+        }
+    }
+
+    /// `(set & (0..end) - drop).count()`: [`TokenSet::count_and_minus`] with `keep` the
+    /// positions `0..end`, without reading them.
+    pub fn count_below_minus(set: &TokenSet, end: usize, drop: Option<&TokenSet>) -> u64 {
+        let full = (end / 64).min(set.words.len());
+        let s = &set.words[..full];
+        let mut ones = match drop {
+            Some(d) => {
+                let m = full.min(d.words.len());
+                let both = s[..m].iter().zip(&d.words[..m]);
+                both.map(|(w, d)| u64::from((w & !d).count_ones()))
+                    .sum::<u64>()
+                    + s[m..]
+                        .iter()
+                        .map(|w| u64::from(w.count_ones()))
+                        .sum::<u64>()
+            }
+            None => s.iter().map(|w| u64::from(w.count_ones())).sum::<u64>(),
+        };
+        if let Some(&w) = set.words.get(full) {
+            let dropped = drop.and_then(|d| d.words.get(full)).copied().unwrap_or(0);
+            ones += u64::from((w & mask_bits(0, end % 64) & !dropped).count_ones());
+        }
+        ones
+    }
+
+    /// `self |= set & (0..end)`: [`TokenSet::union_and`] with `keep` the positions `0..end`,
+    /// without reading them.
+    pub fn union_below(&mut self, set: &TokenSet, end: usize) {
+        let n = self.words.len().min(set.words.len());
+        let full = (end / 64).min(n);
+        for (o, w) in self.words[..full].iter_mut().zip(&set.words[..full]) {
+            *o |= w;
+        }
+        if full < n {
+            self.words[full] |= set.words[full] & mask_bits(0, end % 64);
+        }
+        self.clear_tail();
+    }
+
     /// `self |= set & keep` in one pass (no set built for the right side).
     pub fn union_and(&mut self, set: &TokenSet, keep: &TokenSet) {
         let n = self.words.len().min(set.words.len()).min(keep.words.len());
@@ -539,6 +615,48 @@ mod tests {
             .filter(|_| r.next_u64() & 1 == 1)
             .for_each(|p| s.insert(p));
         s
+    }
+
+    proptest::proptest! {
+        /// The kernels that take "the positions `0..end`" for a set (the present entries while
+        /// they are a prefix) give what the general ones give with that set written out, for
+        /// sets of different lengths and ends inside and past them.
+        #[test]
+        fn prefix_kernels_are_the_general_kernels_with_the_prefix_written_out(
+            caps in proptest::array::uniform3(0usize..300),
+            seed in proptest::prelude::any::<u64>(),
+            end_at in 0usize..320,
+            with_drop in proptest::prelude::any::<bool>(),
+        ) {
+            let [cs, ck, cd] = caps;
+            let (set, other) = (random(cs, seed), random(cd, seed ^ 7));
+            let drop = with_drop.then_some(&other);
+            let end = end_at.min(ck);
+            let keep = TokenSet::range(ck, 0, end);
+
+            let mut want = set.clone();
+            want.keep_minus(&keep, drop);
+            let mut got = set.clone();
+            got.keep_below_minus(end, drop);
+            proptest::prop_assert_eq!(&got, &want);
+
+            proptest::prop_assert_eq!(
+                TokenSet::count_below_minus(&set, end, drop),
+                TokenSet::count_and_minus(&set, &keep, drop)
+            );
+
+            let mut want = other.clone();
+            want.union_and(&set, &keep);
+            let mut got = other.clone();
+            got.union_below(&set, end);
+            proptest::prop_assert_eq!(&got, &want);
+
+            // read_at's shape: present entries 0..m (`keep`), the step's skips `set`, cut at
+            // the step (`end` here, at most m).
+            let mut want = TokenSet::and_not(&keep, &set);
+            want.truncate(end);
+            proptest::prop_assert_eq!(TokenSet::not_below(&set, end, ck), want);
+        }
     }
 
     #[test]

@@ -83,6 +83,11 @@ struct LayerResidency {
 }
 
 impl LayerResidency {
+    /// `Some(m)` when the present entries are exactly the positions `0..m`.
+    fn present_prefix(&self) -> Option<usize> {
+        (self.present_count == self.present_end as u64).then_some(self.present_end)
+    }
+
     /// Makes the entry at `pos` exist.
     fn insert_present(&mut self, pos: usize) {
         debug_assert!(!self.present.contains(pos), "entry {pos} written twice");
@@ -269,8 +274,7 @@ impl Memory {
     /// `Some(m)` when the entries that exist at `layer` are exactly the positions `0..m` (as
     /// long as every step writes its entry, they are).
     pub fn present_prefix(&self, layer: usize) -> Option<usize> {
-        let r = &self.layers[layer];
-        (r.present_count == r.present_end as u64).then_some(r.present_end)
+        self.layers[layer].present_prefix()
     }
     pub fn hbm_count(&self, layer: usize) -> u64 {
         self.layers[layer].hbm_count
@@ -463,10 +467,13 @@ impl Memory {
             }
             want
         };
-        let available = if r.queued_count > 0 {
-            want(r).count()
-        } else {
-            TokenSet::count_and_minus(set, &r.present, Some(&r.hbm))
+        // While the present entries are the positions `0..e` (and nothing is queued), the
+        // passes below need not read them.
+        let prefix = r.present_prefix().filter(|_| r.queued_count == 0);
+        let available = match prefix {
+            _ if r.queued_count > 0 => want(r).count(),
+            Some(e) => TokenSet::count_below_minus(set, e, Some(&r.hbm)),
+            None => TokenSet::count_and_minus(set, &r.present, Some(&r.hbm)),
         };
         let wanted = available.min(cap_entries);
         let room = (self.budget_bytes - self.hbm_used_bytes) / k;
@@ -485,6 +492,8 @@ impl Memory {
                     let mut want = want(r);
                     want.keep_newest(moved);
                     r.hbm.union_with(&want);
+                } else if let Some(e) = prefix {
+                    r.hbm.union_below(set, e);
                 } else {
                     r.hbm.union_and(set, &r.present);
                 }

@@ -161,9 +161,12 @@ impl Ctx {
         match (view, subtract) {
             (View::Hbm, false) => x.set.intersect_with(m.hbm(l)),
             (View::Hbm, true) => x.set.subtract(m.hbm(l)),
-            (View::Ext, false) => match m.hierarchy() {
-                Hierarchy::Exclusive => x.set.keep_minus(m.present(l), Some(m.hbm(l))),
-                Hierarchy::Inclusive => x.set.intersect_with(m.present(l)),
+            (View::Ext, false) => match (m.hierarchy(), m.present_prefix(l)) {
+                // The present entries are the positions `0..e`: not read, only cut at `e`.
+                (Hierarchy::Exclusive, Some(e)) => x.set.keep_below_minus(e, Some(m.hbm(l))),
+                (Hierarchy::Exclusive, None) => x.set.keep_minus(m.present(l), Some(m.hbm(l))),
+                (Hierarchy::Inclusive, Some(e)) => x.set.keep_below_minus(e, None),
+                (Hierarchy::Inclusive, None) => x.set.intersect_with(m.present(l)),
             },
             (View::Ext, true) => return Err("x - ctx.ext_set(l) is not combined in place".into()),
         }

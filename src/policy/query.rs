@@ -103,7 +103,14 @@ pub fn read_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
     if s.layers[layer].layer {
         return Ok(empty(sim));
     }
-    let mut read = TokenSet::and_not(sim.memory.present(layer), &s.layers[layer].tokens);
+    let skipped = &s.layers[layer].tokens;
+    // While the present entries are the positions `0..m`, the read ones are the positions
+    // below `min(m, step)` less the skipped ones: one pass over the skip set alone.
+    if let Some(m) = sim.memory.present_prefix(layer) {
+        let capacity = sim.memory.present(layer).capacity();
+        return Ok(TokenSet::not_below(skipped, m.min(step), capacity));
+    }
+    let mut read = TokenSet::and_not(sim.memory.present(layer), skipped);
     read.truncate(step);
     Ok(read)
 }

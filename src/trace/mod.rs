@@ -157,10 +157,7 @@ pub struct Split {
 }
 
 impl Split {
-    pub fn new(
-        dims: TraceDims,
-        parts: impl IntoIterator<Item = (Vec<usize>, Prefetch)>,
-    ) -> Split {
+    pub fn new(dims: TraceDims, parts: impl IntoIterator<Item = (Vec<usize>, Prefetch)>) -> Split {
         let parts: Vec<_> = parts.into_iter().collect();
         Split {
             dims,
