@@ -26,6 +26,13 @@ pub const STOP_RUN: &str = "run work";
 pub const STOP_CANCELLED: &str = "cancelled";
 
 /// One run's script budget, shared by its engine (progress callback), `ctx` and token sets.
+///
+/// **Invariant:** one thread at a time runs a run's hooks, and with them every update of its
+/// budget (the engine's thread; a set dropped later is dropped by whoever holds it then, never
+/// while the run goes on elsewhere). So the counters are updated by a load and a store, not a
+/// read-modify-write: the same values, without the locked instruction each update would cost
+/// (about twenty a hook call). They stay atomics so that the sets Rhai's `sync` build requires to
+/// be `Send + Sync` can hold them.
 #[derive(Debug)]
 pub struct Budget {
     /// Bytes of token sets alive now.
@@ -63,32 +70,33 @@ impl Budget {
 
     /// Charges `words` of native work to the current call.
     pub fn charge(&self, words: u64) {
-        self.call_words.fetch_add(words, Ordering::Relaxed);
+        add(&self.call_words, words);
     }
 
     /// Takes `bytes` of token set memory, or says why not.
     pub fn take_set_bytes(&self, bytes: u64) -> Result<(), String> {
-        let now = self.set_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let now = self.set_bytes.load(Ordering::Relaxed) + bytes;
         if now > MAX_SET_BYTES {
-            self.set_bytes.fetch_sub(bytes, Ordering::Relaxed);
             return Err(format!(
                 "the scripts would hold {} MiB of token sets, more than the {} MiB a run may (each set of P positions takes P/8 bytes: keep fewer sets, e.g. not thousands in an array)",
                 now >> 20,
                 MAX_SET_BYTES >> 20
             ));
         }
+        self.set_bytes.store(now, Ordering::Relaxed);
         Ok(())
     }
 
     /// Gives back `bytes` of token set memory (a set was dropped).
     pub fn give_set_bytes(&self, bytes: u64) {
-        self.set_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        let now = self.set_bytes.load(Ordering::Relaxed);
+        self.set_bytes.store(now.wrapping_sub(bytes), Ordering::Relaxed);
     }
 
     /// Takes `bytes` of set memory without a check (a clone, which cannot fail; the next set
     /// built is checked).
     pub fn force_set_bytes(&self, bytes: u64) {
-        self.set_bytes.fetch_add(bytes, Ordering::Relaxed);
+        add(&self.set_bytes, bytes);
     }
 
     /// Whether the run was cancelled (by `watch`, or by a [`crate::interrupt`] request).
@@ -115,7 +123,7 @@ impl Budget {
 
     /// After a hook call: adds its operations to the run's.
     pub fn end_call(&self) {
-        self.run_ops.fetch_add(self.call_total(), Ordering::Relaxed);
+        add(&self.run_ops, self.call_total());
     }
 
     /// Rhai's progress callback: stops the call when it, or the run, is over budget or the run
@@ -138,4 +146,10 @@ impl Budget {
         };
         stop.map(Dynamic::from)
     }
+}
+
+/// `counter += v` by one thread at a time (see [`Budget`]).
+#[inline]
+fn add(counter: &AtomicU64, v: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
 }
