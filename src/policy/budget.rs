@@ -90,7 +90,8 @@ impl Budget {
     /// Gives back `bytes` of token set memory (a set was dropped).
     pub fn give_set_bytes(&self, bytes: u64) {
         let now = self.set_bytes.load(Ordering::Relaxed);
-        self.set_bytes.store(now.wrapping_sub(bytes), Ordering::Relaxed);
+        self.set_bytes
+            .store(now.wrapping_sub(bytes), Ordering::Relaxed);
     }
 
     /// Takes `bytes` of set memory without a check (a clone, which cannot fail; the next set
@@ -151,5 +152,8 @@ impl Budget {
 /// `counter += v` by one thread at a time (see [`Budget`]).
 #[inline]
 fn add(counter: &AtomicU64, v: u64) {
-    counter.store(counter.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(v),
+        Ordering::Relaxed,
+    );
 }
