@@ -467,13 +467,15 @@ impl Memory {
             }
             want
         };
-        // While the present entries are the positions `0..e` (and nothing is queued), the
-        // passes below need not read them.
-        let prefix = r.present_prefix().filter(|_| r.queued_count == 0);
-        let available = match prefix {
-            _ if r.queued_count > 0 => want(r).count(),
-            Some(e) => TokenSet::count_below_minus(set, e, Some(&r.hbm)),
-            None => TokenSet::count_and_minus(set, &r.present, Some(&r.hbm)),
+        // While the present entries are the positions `0..e`, the passes of the unqueued case
+        // need not read them.
+        let prefix = r.present_prefix();
+        let available = if r.queued_count > 0 {
+            want(r).count()
+        } else if let Some(e) = prefix {
+            TokenSet::count_below_minus(set, e, Some(&r.hbm))
+        } else {
+            TokenSet::count_and_minus(set, &r.present, Some(&r.hbm))
         };
         let wanted = available.min(cap_entries);
         let room = (self.budget_bytes - self.hbm_used_bytes) / k;
