@@ -353,6 +353,34 @@ fn flip_word<const PER_WORD_LOG2: u32>(w: &mut [u64], p: u32) {
     w[(p >> PER_WORD_LOG2) as usize] ^= mask << ((p & in_word) << page_log2);
 }
 
+/// Sets (`on`) or clears page `p` of `1 << (6 - PER_WORD_LOG2)` positions, which must be clear
+/// or set (then it is a flip). Pages of 8 to 64 positions are whole bytes of the words on a
+/// little-endian machine: one plain store writes them, with no load and no mask to compute
+/// (the rebuild of a step's set and the churn's flips are most of the generator's time).
+#[inline(always)]
+fn put_page<const PER_WORD_LOG2: u32>(w: &mut [u64], p: u32, on: bool) {
+    let little = cfg!(target_endian = "little");
+    match PER_WORD_LOG2 {
+        0 => w[p as usize] = if on { u64::MAX } else { 0 },
+        1 if little => store(w, p as usize, if on { u32::MAX } else { 0 }),
+        2 if little => store(w, p as usize, if on { u16::MAX } else { 0 }),
+        3 if little => store(w, p as usize, if on { u8::MAX } else { 0 }),
+        _ => flip_word::<PER_WORD_LOG2>(w, p),
+    }
+}
+
+/// Writes `v` as the `i`-th `T` of the bytes of `w` (`T` one of `u8`, `u16`, `u32`, `u64`).
+#[inline(always)]
+fn store<T: Copy>(w: &mut [u64], i: usize, v: T) {
+    let size = std::mem::size_of::<T>();
+    debug_assert!(size <= 8 && 8 % size == 0 && std::mem::align_of::<T>() <= size);
+    assert!(i < w.len() * (8 / size), "a page past the set");
+    // SAFETY: `T` is a plain integer whose size divides 8 and whose alignment is at most its
+    // size, so the `i`-th `T` from the start of `w` is aligned (the words are) and, by the
+    // assert, lies inside `w`; every bit pattern is a valid `u64`.
+    unsafe { (w.as_mut_ptr() as *mut T).add(i).write(v) }
+}
+
 /// Swaps `swaps` random pairs of a read and a skipped page, calling `swapped` with each pair
 /// (the page that was read, the page that was skipped). Both lists are non-empty when `swaps >
 /// 0` (the churn takes at most as many swaps as there are skipped pages, and none when no page
@@ -409,16 +437,21 @@ impl HhLayer {
             // One copy of the loop per page size, so that the shifts are constants and the
             // churn loop keeps its state in registers.
             PageFlip::Word { per_word_log2 } => match per_word_log2 {
-                0 => self.choose(hp, layer, present, n, out, flip_word::<0>),
-                1 => self.choose(hp, layer, present, n, out, flip_word::<1>),
-                2 => self.choose(hp, layer, present, n, out, flip_word::<2>),
-                3 => self.choose(hp, layer, present, n, out, flip_word::<3>),
-                4 => self.choose(hp, layer, present, n, out, flip_word::<4>),
-                5 => self.choose(hp, layer, present, n, out, flip_word::<5>),
-                _ => self.choose(hp, layer, present, n, out, flip_word::<6>),
+                0 => self.choose(hp, layer, present, n, out, put_page::<0>),
+                1 => self.choose(hp, layer, present, n, out, put_page::<1>),
+                2 => self.choose(hp, layer, present, n, out, put_page::<2>),
+                3 => self.choose(hp, layer, present, n, out, put_page::<3>),
+                4 => self.choose(hp, layer, present, n, out, put_page::<4>),
+                5 => self.choose(hp, layer, present, n, out, put_page::<5>),
+                _ => self.choose(hp, layer, present, n, out, put_page::<6>),
             },
-            PageFlip::Range { page } => {
-                self.choose(hp, layer, present, n, out, |w: &mut [u64], p: u32| {
+            PageFlip::Range { page } => self.choose(
+                hp,
+                layer,
+                present,
+                n,
+                out,
+                |w: &mut [u64], p: u32, _on: bool| {
                     let (start, end) = (p as usize * page, (p as usize + 1) * page);
                     for (i, word) in w
                         .iter_mut()
@@ -430,8 +463,8 @@ impl HhLayer {
                         let hi = end.min(i * 64 + 64) - i * 64;
                         *word ^= mask_bits(lo, hi);
                     }
-                })
-            }
+                },
+            ),
         }
         let mut count = self.skipped.len() as u64 * hp.page as u64;
         if !self.skipped.is_empty() && hp.sinks > 0 {
@@ -445,8 +478,8 @@ impl HhLayer {
     }
 
     /// Moves pages between read and skipped to reach the layer's target, then churns, and
-    /// writes the skipped pages' positions into `out` (capacity `n`); `flip` changes a page in
-    /// a set's words.
+    /// writes the skipped pages' positions into `out` (capacity `n`); `put` sets (`true`) or
+    /// clears a page in a set's words, a page that is clear or set (so a flip will do).
     #[inline(always)]
     fn choose(
         &mut self,
@@ -455,10 +488,12 @@ impl HhLayer {
         present: u64,
         n: usize,
         out: &mut TokenSet,
-        flip: impl Fn(&mut [u64], u32),
+        put: impl Fn(&mut [u64], u32, bool),
     ) {
         let target = round_half_up(hp.targets[layer] * present as f64 / hp.page as f64) as usize;
         let target = target.min(self.candidates);
+        // Pages moved to reach the target: all from read to skipped, or all back.
+        let grow = self.skipped.len() < target;
         let mut moved = Vec::new();
         while self.skipped.len() < target {
             let i = self.rng.below(self.read.len() as u64) as usize;
@@ -475,20 +510,21 @@ impl HhLayer {
         // Churn: swap (1 - keep) of the read pages with skipped ones.
         let swaps = (round_half_up((1.0 - hp.keep) * self.read.len() as f64) as usize)
             .min(self.skipped.len());
-        // Flipping the two pages of every swap costs more than setting the skipped pages
+        // Changing the two pages of every swap costs more than setting the skipped pages
         // afresh once the swaps outnumber half the skipped pages: then the loop only swaps.
         let rebuild = 2 * swaps > self.skipped.len();
         let track = !rebuild && !self.stale;
         let words = self.positions.words_mut();
         if track {
-            moved.iter().for_each(|&p| flip(words, p));
+            moved.iter().for_each(|&p| put(words, p, grow));
         }
         let (read, skipped) = (&mut self.read[..], &mut self.skipped[..]);
-        // Two copies of the loop, so that the one that does not track has no flips to test for.
+        // Two copies of the loop, so that the one that does not track has no pages to write.
+        // A page swapped twice in one step is written twice, in order: its last state stays.
         if track {
             churn(&mut self.rng, read, skipped, swaps, |a, b| {
-                flip(words, a);
-                flip(words, b);
+                put(words, a, true);
+                put(words, b, false);
             });
         } else {
             churn(&mut self.rng, read, skipped, swaps, |_, _| {});
@@ -498,14 +534,14 @@ impl HhLayer {
         if rebuild {
             out.reset(n);
             let step_words = out.words_mut();
-            skipped.iter().for_each(|&p| flip(step_words, p));
+            skipped.iter().for_each(|&p| put(step_words, p, true));
             self.stale = true;
             return;
         }
         if self.stale {
-            // Flips resume with this step: bring `positions` up to date.
+            // Changes resume with this step: bring `positions` up to date.
             words.fill(0);
-            skipped.iter().for_each(|&p| flip(words, p));
+            skipped.iter().for_each(|&p| put(words, p, true));
             self.stale = false;
         }
         out.copy_prefix(&self.positions, n);
