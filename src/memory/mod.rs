@@ -614,21 +614,23 @@ pub(super) fn pending(queued: &TokenSet, count: u64) -> Option<&TokenSet> {
 /// The positions below `step` present (`p`) and not skipped (`sk`), and how many of them are on
 /// HBM (`h`), counted word by word.
 pub(crate) fn reads_by_word(p: &[u64], h: &[u64], sk: &[u64], step: usize) -> (u64, u64) {
-    // Whole words below the step first (a loop the compiler vectorises), then the partial one.
-    let full = (step / 64).min(p.len()).min(sk.len());
-    let (mut total, mut on_hbm) = (0u64, 0u64);
-    for ((&pw, &hw), &sw) in p[..full].iter().zip(&h[..full]).zip(&sk[..full]) {
-        let read = pw & !sw;
-        total += read.count_ones() as u64;
-        on_hbm += (read & hw).count_ones() as u64;
-    }
-    if !step.is_multiple_of(64) && full < p.len() {
-        let skipped = sk.get(full).copied().unwrap_or(0);
-        let read = p[full] & !skipped & crate::tokenset::mask_bits(0, step % 64);
-        total += read.count_ones() as u64;
-        on_hbm += (read & h[full]).count_ones() as u64;
-    }
-    (total, on_hbm)
+    crate::tokenset::wide(|| {
+        // Whole words below the step first (a loop the compiler vectorises), then the partial one.
+        let full = (step / 64).min(p.len()).min(sk.len());
+        let (mut total, mut on_hbm) = (0u64, 0u64);
+        for ((&pw, &hw), &sw) in p[..full].iter().zip(&h[..full]).zip(&sk[..full]) {
+            let read = pw & !sw;
+            total += read.count_ones() as u64;
+            on_hbm += (read & hw).count_ones() as u64;
+        }
+        if !step.is_multiple_of(64) && full < p.len() {
+            let skipped = sk.get(full).copied().unwrap_or(0);
+            let read = p[full] & !skipped & crate::tokenset::mask_bits(0, step % 64);
+            total += read.count_ones() as u64;
+            on_hbm += (read & h[full]).count_ones() as u64;
+        }
+        (total, on_hbm)
+    })
 }
 
 /// The entries a step reads and how many of them are on HBM, when the entries that exist are
@@ -641,19 +643,21 @@ pub(crate) fn reads_of_prefix(
     skipped: &TokenSet,
     skipped_count: u64,
 ) -> (u64, u64) {
-    debug_assert_eq!(skipped_count, skipped.count());
-    let read = m as u64 - (skipped_count - skipped.count_in(m, usize::MAX));
-    let sk = skipped.words();
-    let n = h.len().min(sk.len());
-    let both = h[..n].iter().zip(&sk[..n]);
-    let on_hbm = both
-        .map(|(h, s)| u64::from((h & !s).count_ones()))
-        .sum::<u64>()
-        + h[n..]
-            .iter()
-            .map(|w| u64::from(w.count_ones()))
-            .sum::<u64>();
-    (read, on_hbm)
+    crate::tokenset::wide(|| {
+        debug_assert_eq!(skipped_count, skipped.count());
+        let read = m as u64 - (skipped_count - skipped.count_in(m, usize::MAX));
+        let sk = skipped.words();
+        let n = h.len().min(sk.len());
+        let both = h[..n].iter().zip(&sk[..n]);
+        let on_hbm = both
+            .map(|(h, s)| u64::from((h & !s).count_ones()))
+            .sum::<u64>()
+            + h[n..]
+                .iter()
+                .map(|w| u64::from(w.count_ones()))
+                .sum::<u64>();
+        (read, on_hbm)
+    })
 }
 
 /// Sets on `hbm` up to `room` of the positions `< n` in `present & !skipped & !queued & !hbm`,

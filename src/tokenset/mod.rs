@@ -8,7 +8,11 @@
 //! the shorter one's words and treat missing words as zero, so a skip set sized to the current
 //! step can be combined with a residency set sized to the whole run.
 
+mod wide;
+
 use std::fmt;
+
+pub(crate) use wide::wide;
 
 /// A set of positions `0..capacity`, one bit per position.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -83,71 +87,79 @@ impl TokenSet {
 
     /// `a - b` as a new set of `a`'s capacity (one pass).
     pub fn and_not(a: &TokenSet, b: &TokenSet) -> TokenSet {
-        // Slices of equal length (not a chain padding `b` with zeros), so the loop vectorizes.
-        let n = a.words.len().min(b.words.len());
-        let mut words = Vec::with_capacity(a.words.len());
-        words.extend(a.words[..n].iter().zip(&b.words[..n]).map(|(x, y)| x & !y));
-        words.extend_from_slice(&a.words[n..]);
-        TokenSet {
-            words,
-            capacity: a.capacity,
-        }
+        wide(|| {
+            // Slices of equal length (not a chain padding `b` with zeros), so the loop vectorizes.
+            let n = a.words.len().min(b.words.len());
+            let mut words = Vec::with_capacity(a.words.len());
+            words.extend(a.words[..n].iter().zip(&b.words[..n]).map(|(x, y)| x & !y));
+            words.extend_from_slice(&a.words[n..]);
+            TokenSet {
+                words,
+                capacity: a.capacity,
+            }
+        })
     }
 
     /// `self &= keep - drop` (one pass; missing words of `keep` are empty, of `drop` empty).
     pub fn keep_minus(&mut self, keep: &TokenSet, drop: Option<&TokenSet>) {
-        // Slices of equal length (not chains padded with zeros), so the loops vectorize.
-        let n = self.words.len().min(keep.words.len());
-        let (head, tail) = self.words.split_at_mut(n);
-        tail.fill(0);
-        let keep = &keep.words[..n];
-        let m = drop.map_or(0, |d| n.min(d.words.len()));
-        if let Some(d) = drop {
-            for ((w, k), d) in head[..m].iter_mut().zip(&keep[..m]).zip(&d.words[..m]) {
-                *w &= k & !d;
+        wide(|| {
+            // Slices of equal length (not chains padded with zeros), so the loops vectorize.
+            let n = self.words.len().min(keep.words.len());
+            let (head, tail) = self.words.split_at_mut(n);
+            tail.fill(0);
+            let keep = &keep.words[..n];
+            let m = drop.map_or(0, |d| n.min(d.words.len()));
+            if let Some(d) = drop {
+                for ((w, k), d) in head[..m].iter_mut().zip(&keep[..m]).zip(&d.words[..m]) {
+                    *w &= k & !d;
+                }
             }
-        }
-        for (w, k) in head[m..].iter_mut().zip(&keep[m..]) {
-            *w &= k;
-        }
+            for (w, k) in head[m..].iter_mut().zip(&keep[m..]) {
+                *w &= k;
+            }
+        })
     }
 
     /// `set & keep - drop` as a new set of `set`'s capacity: what a copy of `set` then
     /// [`TokenSet::keep_minus`] gives, in one pass instead of a copy and a pass.
     pub fn and_minus(set: &TokenSet, keep: &TokenSet, drop: Option<&TokenSet>) -> TokenSet {
-        let n = set.words.len().min(keep.words.len());
-        let (s, k) = (&set.words[..n], &keep.words[..n]);
-        let m = drop.map_or(0, |d| n.min(d.words.len()));
-        let mut words = Vec::with_capacity(set.words.len());
-        if let Some(d) = drop {
-            let both = s[..m].iter().zip(&k[..m]).zip(&d.words[..m]);
-            words.extend(both.map(|((w, k), d)| w & k & !d));
-        }
-        words.extend(s[m..].iter().zip(&k[m..]).map(|(w, k)| w & k));
-        words.resize(set.words.len(), 0);
-        TokenSet {
-            words,
-            capacity: set.capacity,
-        }
+        wide(|| {
+            let n = set.words.len().min(keep.words.len());
+            let (s, k) = (&set.words[..n], &keep.words[..n]);
+            let m = drop.map_or(0, |d| n.min(d.words.len()));
+            let mut words = Vec::with_capacity(set.words.len());
+            if let Some(d) = drop {
+                let both = s[..m].iter().zip(&k[..m]).zip(&d.words[..m]);
+                words.extend(both.map(|((w, k), d)| w & k & !d));
+            }
+            words.extend(s[m..].iter().zip(&k[m..]).map(|(w, k)| w & k));
+            words.resize(set.words.len(), 0);
+            TokenSet {
+                words,
+                capacity: set.capacity,
+            }
+        })
     }
 
     /// `(set & keep - drop).count()`, without building the set.
     pub fn count_and_minus(set: &TokenSet, keep: &TokenSet, drop: Option<&TokenSet>) -> u64 {
-        let n = set.words.len().min(keep.words.len());
-        let (s, k) = (&set.words[..n], &keep.words[..n]);
-        let m = drop.map_or(0, |d| n.min(d.words.len()));
-        let mut ones = 0u64;
-        if let Some(d) = drop {
-            let both = s[..m].iter().zip(&k[..m]).zip(&d.words[..m]);
-            ones += both
-                .map(|((w, k), d)| u64::from((w & k & !d).count_ones()))
-                .sum::<u64>();
-        }
-        ones + s[m..]
-            .iter()
-            .zip(&k[m..])
-            .map(|(w, k)| u64::from((w & k).count_ones()))
-            .sum::<u64>()
+        wide(|| {
+            let n = set.words.len().min(keep.words.len());
+            let (s, k) = (&set.words[..n], &keep.words[..n]);
+            let m = drop.map_or(0, |d| n.min(d.words.len()));
+            let mut ones = 0u64;
+            if let Some(d) = drop {
+                let both = s[..m].iter().zip(&k[..m]).zip(&d.words[..m]);
+                ones += both
+                    .map(|((w, k), d)| u64::from((w & k & !d).count_ones()))
+                    .sum::<u64>();
+            }
+            ones + s[m..]
+                .iter()
+                .zip(&k[m..])
+                .map(|(w, k)| u64::from((w & k).count_ones()))
+                .sum::<u64>()
+        })
     }
 
     /// The positions below `end` that are not in `src`, as a set of `capacity` positions:
@@ -155,100 +167,112 @@ impl TokenSet {
     /// `src`'s end is empty). What `and_not(present, src)` truncated at `end` is while the
     /// present entries are the positions `0..m`, `m >= end`.
     pub fn not_below(src: &TokenSet, end: usize, capacity: usize) -> TokenSet {
-        let end = end.min(capacity);
-        let full = end / 64;
-        let s = &src.words[..full.min(src.words.len())];
-        let mut words = Vec::with_capacity(words_for(capacity));
-        words.extend(s.iter().map(|w| !w));
-        words.resize(full, u64::MAX);
-        if !end.is_multiple_of(64) {
-            let w = src.words.get(full).copied().unwrap_or(0);
-            words.push(!w & mask_bits(0, end % 64));
-        }
-        words.resize(words_for(capacity), 0);
-        TokenSet { words, capacity }
+        wide(|| {
+            let end = end.min(capacity);
+            let full = end / 64;
+            let s = &src.words[..full.min(src.words.len())];
+            let mut words = Vec::with_capacity(words_for(capacity));
+            words.extend(s.iter().map(|w| !w));
+            words.resize(full, u64::MAX);
+            if !end.is_multiple_of(64) {
+                let w = src.words.get(full).copied().unwrap_or(0);
+                words.push(!w & mask_bits(0, end % 64));
+            }
+            words.resize(words_for(capacity), 0);
+            TokenSet { words, capacity }
+        })
     }
 
     /// `self &= (0..end) - drop`: [`TokenSet::keep_minus`] with `keep` the positions `0..end`,
     /// without reading them.
     pub fn keep_below_minus(&mut self, end: usize, drop: Option<&TokenSet>) {
-        let full = (end / 64).min(self.words.len());
-        let (head, tail) = self.words.split_at_mut(full);
-        if let Some(d) = drop {
-            let m = full.min(d.words.len());
-            for (w, d) in head[..m].iter_mut().zip(&d.words[..m]) {
-                *w &= !d;
+        wide(|| {
+            let full = (end / 64).min(self.words.len());
+            let (head, tail) = self.words.split_at_mut(full);
+            if let Some(d) = drop {
+                let m = full.min(d.words.len());
+                for (w, d) in head[..m].iter_mut().zip(&d.words[..m]) {
+                    *w &= !d;
+                }
             }
-        }
-        if let Some((partial, rest)) = tail.split_first_mut() {
-            let dropped = drop.and_then(|d| d.words.get(full)).copied().unwrap_or(0);
-            *partial &= mask_bits(0, end % 64) & !dropped;
-            rest.fill(0);
-        }
+            if let Some((partial, rest)) = tail.split_first_mut() {
+                let dropped = drop.and_then(|d| d.words.get(full)).copied().unwrap_or(0);
+                *partial &= mask_bits(0, end % 64) & !dropped;
+                rest.fill(0);
+            }
+        })
     }
 
     /// `(set & (0..end) - drop).count()`: [`TokenSet::count_and_minus`] with `keep` the
     /// positions `0..end`, without reading them.
     pub fn count_below_minus(set: &TokenSet, end: usize, drop: Option<&TokenSet>) -> u64 {
-        let full = (end / 64).min(set.words.len());
-        let s = &set.words[..full];
-        let mut ones = match drop {
-            Some(d) => {
-                let m = full.min(d.words.len());
-                let both = s[..m].iter().zip(&d.words[..m]);
-                both.map(|(w, d)| u64::from((w & !d).count_ones()))
-                    .sum::<u64>()
-                    + s[m..]
-                        .iter()
-                        .map(|w| u64::from(w.count_ones()))
+        wide(|| {
+            let full = (end / 64).min(set.words.len());
+            let s = &set.words[..full];
+            let mut ones = match drop {
+                Some(d) => {
+                    let m = full.min(d.words.len());
+                    let both = s[..m].iter().zip(&d.words[..m]);
+                    both.map(|(w, d)| u64::from((w & !d).count_ones()))
                         .sum::<u64>()
+                        + s[m..]
+                            .iter()
+                            .map(|w| u64::from(w.count_ones()))
+                            .sum::<u64>()
+                }
+                None => s.iter().map(|w| u64::from(w.count_ones())).sum::<u64>(),
+            };
+            if let Some(&w) = set.words.get(full) {
+                let dropped = drop.and_then(|d| d.words.get(full)).copied().unwrap_or(0);
+                ones += u64::from((w & mask_bits(0, end % 64) & !dropped).count_ones());
             }
-            None => s.iter().map(|w| u64::from(w.count_ones())).sum::<u64>(),
-        };
-        if let Some(&w) = set.words.get(full) {
-            let dropped = drop.and_then(|d| d.words.get(full)).copied().unwrap_or(0);
-            ones += u64::from((w & mask_bits(0, end % 64) & !dropped).count_ones());
-        }
-        ones
+            ones
+        })
     }
 
     /// `self |= set & (0..end)`: [`TokenSet::union_and`] with `keep` the positions `0..end`,
     /// without reading them.
     pub fn union_below(&mut self, set: &TokenSet, end: usize) {
-        let n = self.words.len().min(set.words.len());
-        let full = (end / 64).min(n);
-        for (o, w) in self.words[..full].iter_mut().zip(&set.words[..full]) {
-            *o |= w;
-        }
-        if full < n {
-            self.words[full] |= set.words[full] & mask_bits(0, end % 64);
-        }
-        self.clear_tail();
+        wide(|| {
+            let n = self.words.len().min(set.words.len());
+            let full = (end / 64).min(n);
+            for (o, w) in self.words[..full].iter_mut().zip(&set.words[..full]) {
+                *o |= w;
+            }
+            if full < n {
+                self.words[full] |= set.words[full] & mask_bits(0, end % 64);
+            }
+            self.clear_tail();
+        })
     }
 
     /// `self |= set & keep` in one pass (no set built for the right side).
     pub fn union_and(&mut self, set: &TokenSet, keep: &TokenSet) {
-        let n = self.words.len().min(set.words.len()).min(keep.words.len());
-        let (o, s, k) = (&mut self.words[..n], &set.words[..n], &keep.words[..n]);
-        for ((o, w), k) in o.iter_mut().zip(s).zip(k) {
-            *o |= w & k;
-        }
-        self.clear_tail();
+        wide(|| {
+            let n = self.words.len().min(set.words.len()).min(keep.words.len());
+            let (o, s, k) = (&mut self.words[..n], &set.words[..n], &keep.words[..n]);
+            for ((o, w), k) in o.iter_mut().zip(s).zip(k) {
+                *o |= w & k;
+            }
+            self.clear_tail();
+        })
     }
 
     /// `self -= set - drop` in one pass.
     pub fn subtract_minus(&mut self, set: &TokenSet, drop: Option<&TokenSet>) {
-        let n = self.words.len().min(set.words.len());
-        let (o, s) = (&mut self.words[..n], &set.words[..n]);
-        let m = drop.map_or(0, |d| n.min(d.words.len()));
-        if let Some(d) = drop {
-            for ((o, w), d) in o[..m].iter_mut().zip(&s[..m]).zip(&d.words[..m]) {
-                *o &= !(w & !d);
+        wide(|| {
+            let n = self.words.len().min(set.words.len());
+            let (o, s) = (&mut self.words[..n], &set.words[..n]);
+            let m = drop.map_or(0, |d| n.min(d.words.len()));
+            if let Some(d) = drop {
+                for ((o, w), d) in o[..m].iter_mut().zip(&s[..m]).zip(&d.words[..m]) {
+                    *o &= !(w & !d);
+                }
             }
-        }
-        for (o, w) in o[m..].iter_mut().zip(&s[m..]) {
-            *o &= !w;
-        }
+            for (o, w) in o[m..].iter_mut().zip(&s[m..]) {
+                *o &= !w;
+            }
+        })
     }
 
     /// Makes this set the positions of `src` below `capacity` (a copy of words, reusing the
@@ -320,21 +344,23 @@ impl TokenSet {
 
     /// Number of positions in the set.
     pub fn count(&self) -> u64 {
-        self.words.iter().map(|w| w.count_ones() as u64).sum()
+        wide(|| self.words.iter().map(|w| w.count_ones() as u64).sum())
     }
 
     /// Number of positions below `end`.
     pub fn count_below(&self, end: usize) -> u64 {
-        let end = end.min(self.capacity);
-        let full = end / 64;
-        let mut n: u64 = self.words[..full]
-            .iter()
-            .map(|w| w.count_ones() as u64)
-            .sum();
-        if !end.is_multiple_of(64) {
-            n += (self.words[full] & mask_bits(0, end % 64)).count_ones() as u64;
-        }
-        n
+        wide(|| {
+            let end = end.min(self.capacity);
+            let full = end / 64;
+            let mut n: u64 = self.words[..full]
+                .iter()
+                .map(|w| w.count_ones() as u64)
+                .sum();
+            if !end.is_multiple_of(64) {
+                n += (self.words[full] & mask_bits(0, end % 64)).count_ones() as u64;
+            }
+            n
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -414,26 +440,32 @@ impl TokenSet {
 
     /// `self |= other`.
     pub fn union_with(&mut self, other: &TokenSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a |= b;
-        }
-        self.clear_tail();
+        wide(|| {
+            for (a, b) in self.words.iter_mut().zip(&other.words) {
+                *a |= b;
+            }
+            self.clear_tail();
+        })
     }
 
     /// `self &= other` (positions past `other`'s capacity are removed).
     pub fn intersect_with(&mut self, other: &TokenSet) {
-        let n = other.words.len().min(self.words.len());
-        for (a, b) in self.words[..n].iter_mut().zip(&other.words) {
-            *a &= b;
-        }
-        self.words[n..].iter_mut().for_each(|w| *w = 0);
+        wide(|| {
+            let n = other.words.len().min(self.words.len());
+            for (a, b) in self.words[..n].iter_mut().zip(&other.words) {
+                *a &= b;
+            }
+            self.words[n..].iter_mut().for_each(|w| *w = 0);
+        })
     }
 
     /// `self -= other`.
     pub fn subtract(&mut self, other: &TokenSet) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= !b;
-        }
+        wide(|| {
+            for (a, b) in self.words.iter_mut().zip(&other.words) {
+                *a &= !b;
+            }
+        })
     }
 
     /// Keeps the `n` highest positions (all when there are fewer): what
@@ -656,6 +688,71 @@ mod tests {
             let mut want = TokenSet::and_not(&keep, &set);
             want.truncate(end);
             proptest::prop_assert_eq!(TokenSet::not_below(&set, end, ck), want);
+        }
+    }
+
+    proptest::proptest! {
+        /// Every kernel that runs through [`wide`] gives the same result with the baseline
+        /// copies as with the AVX2 ones (where this CPU has them): sets up to 47 words, so
+        /// that the vector loops run whole and with every remainder.
+        #[test]
+        fn the_wide_kernels_equal_the_baseline_ones(
+            caps in proptest::array::uniform3(0usize..3000),
+            seed in proptest::prelude::any::<u64>(),
+            end_at in 0usize..3100,
+        ) {
+            let [ca, cb, cc] = caps;
+            let (a, b, c) = (random(ca, seed), random(cb, seed ^ 7), random(cc, seed ^ 11));
+            let end = end_at;
+            let all = || {
+                let mut outs = vec![
+                    TokenSet::and_not(&a, &b),
+                    TokenSet::and_minus(&a, &b, Some(&c)),
+                    TokenSet::and_minus(&a, &b, None),
+                    TokenSet::not_below(&a, end, cb),
+                ];
+                let mut x = a.clone();
+                x.keep_minus(&b, Some(&c));
+                outs.push(x);
+                let mut x = a.clone();
+                x.keep_below_minus(end, Some(&b));
+                outs.push(x);
+                let mut x = a.clone();
+                x.union_below(&b, end);
+                outs.push(x);
+                let mut x = a.clone();
+                x.union_and(&b, &c);
+                outs.push(x);
+                let mut x = a.clone();
+                x.subtract_minus(&b, Some(&c));
+                outs.push(x);
+                let mut x = a.clone();
+                x.union_with(&b);
+                outs.push(x);
+                let mut x = a.clone();
+                x.intersect_with(&b);
+                outs.push(x);
+                let mut x = a.clone();
+                x.subtract(&b);
+                outs.push(x);
+                let counts = vec![
+                    a.count(),
+                    a.count_below(end),
+                    TokenSet::count_and_minus(&a, &b, Some(&c)),
+                    TokenSet::count_and_minus(&a, &b, None),
+                    TokenSet::count_below_minus(&a, end, Some(&b)),
+                    TokenSet::count_below_minus(&a, end, None),
+                ];
+                // The engine's reads: residency sets as long as the present ones.
+                let h = random(ca, seed ^ 13);
+                let reads = (
+                    crate::memory::reads_by_word(a.words(), h.words(), c.words(), end),
+                    crate::memory::reads_of_prefix(end.min(ca), h.words(), &c, c.count()),
+                );
+                (outs, counts, reads)
+            };
+            let baseline = wide::baseline(all);
+            proptest::prop_assert_eq!(all(), baseline);
         }
     }
 
