@@ -87,17 +87,17 @@ impl TokenSet {
 
     /// `a - b` as a new set of `a`'s capacity (one pass).
     pub fn and_not(a: &TokenSet, b: &TokenSet) -> TokenSet {
-        wide(|| {
-            // Slices of equal length (not a chain padding `b` with zeros), so the loop vectorizes.
-            let n = a.words.len().min(b.words.len());
-            let mut words = Vec::with_capacity(a.words.len());
-            words.extend(a.words[..n].iter().zip(&b.words[..n]).map(|(x, y)| x & !y));
-            words.extend_from_slice(&a.words[n..]);
-            TokenSet {
-                words,
-                capacity: a.capacity,
-            }
-        })
+        // Slices of equal length (not a chain padding `b` with zeros), so the loop vectorizes;
+        // the allocation outside the loop's `wide` closure, which is then small enough to be
+        // inlined into the AVX2 copy.
+        let n = a.words.len().min(b.words.len());
+        let mut words = Vec::with_capacity(a.words.len());
+        wide(|| words.extend(a.words[..n].iter().zip(&b.words[..n]).map(|(x, y)| x & !y)));
+        words.extend_from_slice(&a.words[n..]);
+        TokenSet {
+            words,
+            capacity: a.capacity,
+        }
     }
 
     /// `self &= keep - drop` (one pass; missing words of `keep` are empty, of `drop` empty).
@@ -123,22 +123,20 @@ impl TokenSet {
     /// `set & keep - drop` as a new set of `set`'s capacity: what a copy of `set` then
     /// [`TokenSet::keep_minus`] gives, in one pass instead of a copy and a pass.
     pub fn and_minus(set: &TokenSet, keep: &TokenSet, drop: Option<&TokenSet>) -> TokenSet {
-        wide(|| {
-            let n = set.words.len().min(keep.words.len());
-            let (s, k) = (&set.words[..n], &keep.words[..n]);
-            let m = drop.map_or(0, |d| n.min(d.words.len()));
-            let mut words = Vec::with_capacity(set.words.len());
-            if let Some(d) = drop {
-                let both = s[..m].iter().zip(&k[..m]).zip(&d.words[..m]);
-                words.extend(both.map(|((w, k), d)| w & k & !d));
-            }
-            words.extend(s[m..].iter().zip(&k[m..]).map(|(w, k)| w & k));
-            words.resize(set.words.len(), 0);
-            TokenSet {
-                words,
-                capacity: set.capacity,
-            }
-        })
+        let n = set.words.len().min(keep.words.len());
+        let (s, k) = (&set.words[..n], &keep.words[..n]);
+        let m = drop.map_or(0, |d| n.min(d.words.len()));
+        let mut words = Vec::with_capacity(set.words.len());
+        if let Some(d) = drop {
+            let both = s[..m].iter().zip(&k[..m]).zip(&d.words[..m]);
+            wide(|| words.extend(both.map(|((w, k), d)| w & k & !d)));
+        }
+        wide(|| words.extend(s[m..].iter().zip(&k[m..]).map(|(w, k)| w & k)));
+        words.resize(set.words.len(), 0);
+        TokenSet {
+            words,
+            capacity: set.capacity,
+        }
     }
 
     /// `(set & keep - drop).count()`, without building the set.
@@ -167,20 +165,18 @@ impl TokenSet {
     /// `src`'s end is empty). What `and_not(present, src)` truncated at `end` is while the
     /// present entries are the positions `0..m`, `m >= end`.
     pub fn not_below(src: &TokenSet, end: usize, capacity: usize) -> TokenSet {
-        wide(|| {
-            let end = end.min(capacity);
-            let full = end / 64;
-            let s = &src.words[..full.min(src.words.len())];
-            let mut words = Vec::with_capacity(words_for(capacity));
-            words.extend(s.iter().map(|w| !w));
-            words.resize(full, u64::MAX);
-            if !end.is_multiple_of(64) {
-                let w = src.words.get(full).copied().unwrap_or(0);
-                words.push(!w & mask_bits(0, end % 64));
-            }
-            words.resize(words_for(capacity), 0);
-            TokenSet { words, capacity }
-        })
+        let end = end.min(capacity);
+        let full = end / 64;
+        let s = &src.words[..full.min(src.words.len())];
+        let mut words = Vec::with_capacity(words_for(capacity));
+        wide(|| words.extend(s.iter().map(|w| !w)));
+        words.resize(full, u64::MAX);
+        if !end.is_multiple_of(64) {
+            let w = src.words.get(full).copied().unwrap_or(0);
+            words.push(!w & mask_bits(0, end % 64));
+        }
+        words.resize(words_for(capacity), 0);
+        TokenSet { words, capacity }
     }
 
     /// `self &= (0..end) - drop`: [`TokenSet::keep_minus`] with `keep` the positions `0..end`,
