@@ -365,17 +365,8 @@ impl TokenSet {
 
     /// Number of positions in `start..end` (clamped to the capacity).
     pub fn count_in(&self, start: usize, end: usize) -> u64 {
-        let end = end.min(self.capacity);
-        if start >= end {
-            return 0;
-        }
-        let (first, last) = (start / 64, (end - 1) / 64);
-        (first..=last)
-            .map(|w| {
-                let lo = if w == first { start % 64 } else { 0 };
-                let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
-                (self.words[w] & mask_bits(lo, hi)).count_ones() as u64
-            })
+        range_words(start, end.min(self.capacity))
+            .map(|(w, mask)| u64::from((self.words[w] & mask).count_ones()))
             .sum()
     }
 
@@ -421,16 +412,8 @@ impl TokenSet {
     /// `self |= other & (start..end)`.
     pub fn union_range(&mut self, other: &TokenSet, start: usize, end: usize) {
         let end = end.min(self.capacity).min(other.capacity);
-        let src = &other.words;
-        let dst = &mut self.words;
-        if start >= end {
-            return;
-        }
-        let (first, last) = (start / 64, (end - 1) / 64);
-        for w in first..=last {
-            let lo = if w == first { start % 64 } else { 0 };
-            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
-            dst[w] |= src[w] & mask_bits(lo, hi);
+        for (w, mask) in range_words(start, end) {
+            self.words[w] |= other.words[w] & mask;
         }
     }
 
@@ -555,15 +538,8 @@ impl TokenSet {
     /// Calls `f(word, mask)` for each word overlapping `start..end` (clamped to the capacity),
     /// with the mask of the range's bits in that word.
     fn for_range_words(&mut self, start: usize, end: usize, f: impl Fn(&mut u64, u64)) {
-        let end = end.min(self.capacity);
-        if start >= end {
-            return;
-        }
-        let (first, last) = (start / 64, (end - 1) / 64);
-        for w in first..=last {
-            let lo = if w == first { start % 64 } else { 0 };
-            let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
-            f(&mut self.words[w], mask_bits(lo, hi));
+        for (w, mask) in range_words(start, end.min(self.capacity)) {
+            f(&mut self.words[w], mask);
         }
     }
 
@@ -575,6 +551,22 @@ impl TokenSet {
             }
         }
     }
+}
+
+/// The words overlapping positions `start..end` (none when `start >= end`), each with the mask
+/// of the range's bits in it.
+fn range_words(start: usize, end: usize) -> impl Iterator<Item = (usize, u64)> {
+    let words = if start < end {
+        start / 64..(end - 1) / 64 + 1
+    } else {
+        0..0
+    };
+    let last = words.end.saturating_sub(1);
+    words.map(move |w| {
+        let lo = if w == start / 64 { start % 64 } else { 0 };
+        let hi = if w == last { (end - 1) % 64 + 1 } else { 64 };
+        (w, mask_bits(lo, hi))
+    })
 }
 
 /// Bits `lo..hi` of a word set (0 <= lo < hi <= 64).
@@ -685,9 +677,7 @@ mod tests {
             want.truncate(end);
             proptest::prop_assert_eq!(TokenSet::not_below(&set, end, ck), want);
         }
-    }
 
-    proptest::proptest! {
         /// Every kernel that runs through [`wide`] gives the same result with the baseline
         /// copies as with the AVX2 ones (where this CPU has them): sets up to 47 words, so
         /// that the vector loops run whole and with every remainder.
