@@ -643,9 +643,9 @@ pub(crate) fn reads_of_prefix(
     skipped: &TokenSet,
     skipped_count: u64,
 ) -> (u64, u64) {
+    debug_assert_eq!(skipped_count, skipped.count());
+    let read = m as u64 - (skipped_count - skipped.count_in(m, usize::MAX));
     crate::tokenset::wide(|| {
-        debug_assert_eq!(skipped_count, skipped.count());
-        let read = m as u64 - (skipped_count - skipped.count_in(m, usize::MAX));
         let sk = skipped.words();
         let n = h.len().min(sk.len());
         let both = h[..n].iter().zip(&sk[..n]);
