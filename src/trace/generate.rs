@@ -353,10 +353,11 @@ fn flip_word<const PER_WORD_LOG2: u32>(w: &mut [u64], p: u32) {
     w[(p >> PER_WORD_LOG2) as usize] ^= mask << ((p & in_word) << page_log2);
 }
 
-/// Sets (`on`) or clears page `p` of `1 << (6 - PER_WORD_LOG2)` positions, which must be clear
-/// or set (then it is a flip). Pages of 8 to 64 positions are whole bytes of the words on a
-/// little-endian machine: one plain store writes them, with no load and no mask to compute
-/// (the rebuild of a step's set and the churn's flips are most of the generator's time).
+/// Sets (`on`) or clears page `p` of `1 << (6 - PER_WORD_LOG2)` positions, a page that is
+/// clear when set and set when cleared, so that a flip does the same where a store cannot.
+/// Pages of 8 to 64 positions are whole bytes of the words on a little-endian machine: one
+/// plain store writes them, with no load and no mask to compute (setting a step's pages and
+/// the churn's changes are most of the generator's time).
 #[inline(always)]
 fn put_page<const PER_WORD_LOG2: u32>(w: &mut [u64], p: u32, on: bool) {
     let little = cfg!(target_endian = "little");
