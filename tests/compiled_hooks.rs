@@ -67,7 +67,8 @@ fn every_shipped_pair_gives_the_same_results_compiled_and_interpreted() {
 }
 
 /// An error raised inside a compiled hook, also where a set is combined with the HBM set in
-/// place (`x & ctx.hbm_set(l)`), reads the same as the interpreter's: file, line, column,
+/// place (`x & ctx.hbm_set(l)`) or built with it (`ctx.read_at(l, k) & ctx.ext_set(l)`), reads
+/// the same as the interpreter's: file, line, column,
 /// message.
 #[test]
 fn errors_are_the_same_compiled_and_interpreted() {
@@ -76,6 +77,20 @@ fn errors_are_the_same_compiled_and_interpreted() {
         (
             "view.rhai",
             "let s = ctx.skipped_at(ctx.layer, 0) & ctx.hbm_set(7);",
+        ),
+        // The future set and the view in one pass: an error in either call, or a layer of
+        // the wrong type (then the call is Rhai's), each at its own column.
+        (
+            "future.rhai",
+            "let l = ctx.layer; let s = ctx.read_at(l, 99) & ctx.ext_set(l);",
+        ),
+        (
+            "future_layer.rhai",
+            "let l = ctx.layer; let m = 9; let s = ctx.skipped_at(l, 0) - ctx.hbm_set(m);",
+        ),
+        (
+            "future_type.rhai",
+            "let l = 0.5; let s = ctx.skipped_at(0, 1) & ctx.hbm_set(l);",
         ),
         ("verb.rhai", "let s = ctx.hbm_set(ctx.layer + 5);"),
         ("op.rhai", "let x = ctx.step * 4611686018427387904;"),

@@ -82,37 +82,90 @@ fn fold_skipped(acc: &mut TokenSet, s: &StepSkips, layer: usize, and: bool) {
     }
 }
 
+/// A set a future query answers with, described before it is built, so that a view combined
+/// with it (`ctx.skipped_at(l, k) & ctx.hbm_set(l)`) can be one pass over the trace's set and
+/// the view's ([`Lazy::combine`]) instead of a copy and a pass in place.
+pub enum Lazy<'a> {
+    /// `TokenSet::from_prefix(src, capacity)`.
+    Prefix(&'a TokenSet, usize),
+    /// `TokenSet::not_below(src, end, capacity)`.
+    NotBelow(&'a TokenSet, usize, usize),
+    /// A set built already.
+    Built(TokenSet),
+}
+
+impl Lazy<'_> {
+    /// Words of the built set.
+    pub fn words(&self) -> usize {
+        match self {
+            Lazy::Prefix(_, capacity) | Lazy::NotBelow(_, _, capacity) => capacity.div_ceil(64),
+            Lazy::Built(set) => set.words().len(),
+        }
+    }
+
+    pub fn build(self) -> TokenSet {
+        match self {
+            Lazy::Prefix(src, capacity) => TokenSet::from_prefix(src, capacity),
+            Lazy::NotBelow(src, end, capacity) => TokenSet::not_below(src, end, capacity),
+            Lazy::Built(set) => set,
+        }
+    }
+
+    /// The built set `& other` (`& !other` when negated; no `other`: itself) at the positions
+    /// below `cut`, in one pass; `Err` gives the set back undescribed when it was built
+    /// already.
+    pub fn combine(self, other: Option<(&TokenSet, bool)>, cut: usize) -> Result<TokenSet, Self> {
+        match self {
+            Lazy::Prefix(src, capacity) => Ok(TokenSet::combine(src, false, other, cut, capacity)),
+            Lazy::NotBelow(src, end, capacity) => {
+                Ok(TokenSet::combine(src, true, other, end.min(cut), capacity))
+            }
+            built => Err(built),
+        }
+    }
+}
+
 /// Positions not read at `(step, layer)`; `step` is absolute and inside the window.
 pub fn skipped_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
+    skipped_at_lazy(sim, layer, step).map(Lazy::build)
+}
+
+/// [`skipped_at`], not built yet.
+pub fn skipped_at_lazy(sim: &Sim, layer: usize, step: usize) -> Result<Lazy<'_>> {
     check_layer(sim, layer)?;
     let cap = sim.sizes.positions();
     Ok(match step_skips(sim, step)? {
-        None => TokenSet::new(cap),
-        Some(s) if s.layers[layer].layer => TokenSet::range(cap, 0, s.step),
-        Some(s) => TokenSet::from_prefix(&s.layers[layer].tokens, cap),
+        None => Lazy::Built(TokenSet::new(cap)),
+        Some(s) if s.layers[layer].layer => Lazy::Built(TokenSet::range(cap, 0, s.step)),
+        Some(s) => Lazy::Prefix(&s.layers[layer].tokens, cap),
     })
 }
 
 /// Existing entries of `layer` that `(step, layer)` reads (entries created after the current
 /// step are not counted: they do not exist yet).
 pub fn read_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
+    read_at_lazy(sim, layer, step).map(Lazy::build)
+}
+
+/// [`read_at`], not built yet.
+pub fn read_at_lazy(sim: &Sim, layer: usize, step: usize) -> Result<Lazy<'_>> {
     check_layer(sim, layer)?;
     let Some(s) = step_skips(sim, step)? else {
-        return Ok(empty(sim));
+        return Ok(Lazy::Built(empty(sim)));
     };
     if s.layers[layer].layer {
-        return Ok(empty(sim));
+        return Ok(Lazy::Built(empty(sim)));
     }
     let skipped = &s.layers[layer].tokens;
     // While the present entries are the positions `0..m`, the read ones are the positions
     // below `min(m, step)` less the skipped ones: one pass over the skip set alone.
     if let Some(m) = sim.memory.present_prefix(layer) {
         let capacity = sim.memory.present(layer).capacity();
-        return Ok(TokenSet::not_below(skipped, m.min(step), capacity));
+        return Ok(Lazy::NotBelow(skipped, m.min(step), capacity));
     }
     let mut read = TokenSet::and_not(sim.memory.present(layer), skipped);
     read.truncate(step);
-    Ok(read)
+    Ok(Lazy::Built(read))
 }
 
 /// Steps `n + from ..= n + to`, clamped to the end of the run.

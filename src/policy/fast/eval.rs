@@ -57,6 +57,16 @@ impl From<Box<EvalAltResult>> for Ctl {
 
 type R<T> = Result<T, Ctl>;
 
+/// What [`Runtime::future_view`] did.
+enum Fused {
+    /// The view's value.
+    Done(Dynamic),
+    /// `x` and the view's arguments, evaluated.
+    X(Dynamic, Vec<Dynamic>),
+    /// Nothing yet.
+    No,
+}
+
 const ARG_NAMES: [&str; 8] = [
     "kv_a0", "kv_a1", "kv_a2", "kv_a3", "kv_a4", "kv_a5", "kv_a6", "kv_a7",
 ];
@@ -486,8 +496,14 @@ impl Runtime<'_> {
     /// [`Ex::View`]: `x`, then the layer, then the operator, as the expression written.
     #[inline(never)]
     fn view(&mut self, v: &ViewOp) -> R<Dynamic> {
-        let x = self.expr(&v.x)?;
-        let mut args = self.args(&v.link.call)?;
+        let (x, mut args) = match self.future_view(v)? {
+            Fused::Done(set) => return Ok(set),
+            Fused::X(x, args) => (x, args),
+            Fused::No => {
+                let x = self.expr(&v.x)?;
+                (x, self.args(&v.link.call)?)
+            }
+        };
         let ctx = self.slots[v.ctx].read_lock::<Ctx>().map(|c| c.clone());
         let layer = match &args[..] {
             [l] => l.as_int().ok(),
@@ -507,6 +523,44 @@ impl Runtime<'_> {
             Ok(r) => Ok(r.map_err(|e| fill(e, v.pos))?),
             Err((x, y)) => self.fallback(&v.fallback, None, vec![x, y], v.pos),
         }
+    }
+
+    /// [`Ex::View`] whose `x` is `ctx.skipped_at(a, k)` / `ctx.read_at(a, k)` and whose layer
+    /// is a variable or a constant: the set and the view in one pass ([`Ctx::finish_view`]),
+    /// with the ticks, charges and errors of the two calls in their order (reading the layer
+    /// early is not seen: no tick, no error, no other slot touched). Otherwise `x` and the
+    /// view's arguments evaluated as written, or nothing done yet.
+    fn future_view(&mut self, v: &ViewOp) -> R<Fused> {
+        let (Some(which), Ex::Chain(base, links), [y]) = (v.future, &v.x, &v.link.call.args[..])
+        else {
+            return Ok(Fused::No);
+        };
+        let (Base::Var(slot), [link]) = (&**base, &links[..]) else {
+            return Ok(Fused::No);
+        };
+        if !matches!(y, Ex::Var(_) | Ex::Take(_) | Ex::Const(_)) {
+            return Ok(Fused::No);
+        }
+        let xargs = self.args(&link.call)?;
+        let ctx = self.slots[*slot].read_lock::<Ctx>().map(|c| c.clone());
+        let ints = match &xargs[..] {
+            [a, k] => a.as_int().ok().zip(k.as_int().ok()),
+            _ => None,
+        };
+        let y = self.expr(y)?;
+        if let (Some(c), Some((a, k)), Ok(l)) = (ctx, ints, y.as_int()) {
+            self.tick(link.call.pos)?;
+            let x = c.future(which, a, k).map_err(|e| fill(e, link.call.pos))?;
+            self.tick(v.link.call.pos)?;
+            let set = c
+                .finish_view(x, l, v.view, v.op == Bin::Sub)
+                .map_err(|e| fill(e, v.link.call.pos))?;
+            return Ok(Fused::Done(Dynamic::from(set)));
+        }
+        let mut recv = mem::take(&mut self.slots[*slot]);
+        let x = self.link(link, &mut recv, xargs);
+        release(mem::replace(&mut self.slots[*slot], recv));
+        Ok(Fused::X(x?, vec![y]))
     }
 
     fn args(&mut self, call: &Call) -> R<Vec<Dynamic>> {

@@ -33,7 +33,7 @@ use std::collections::HashSet;
 
 use rhai::{ASTFlags, ASTNode, Dynamic, Engine, Expr, FnCallExpr, Position, Stmt, StmtBlock, AST};
 
-use crate::policy::ctx::View;
+use crate::policy::ctx::{Future, View};
 pub use eval::Runtime;
 use natives::Adapter;
 pub use natives::Natives;
@@ -137,6 +137,9 @@ struct ViewOp {
     view: View,
     /// `.hbm_set(l)` / `.ext_set(l)` as written.
     link: Link,
+    /// `x` is `ctx.skipped_at(a, k)` or `ctx.read_at(a, k)` on the same `ctx`: the two may be
+    /// one pass ([`Ctx::finish_view`](crate::policy::ctx::Ctx::finish_view)).
+    future: Option<Future>,
     pos: Position,
     fallback: Fallback,
 }
@@ -598,6 +601,7 @@ fn view_op(e: Ex) -> Ex {
     };
     match (view, *base, links.pop()) {
         (Some(view), Base::Var(ctx), Some(link)) => Ex::View(Box::new(ViewOp {
+            future: future_of(&x, ctx),
             op,
             x,
             ctx,
@@ -611,6 +615,24 @@ fn view_op(e: Ex) -> Ex {
             let y = Ex::Chain(Box::new(base), links);
             Ex::Op(op, Box::new([x, y]), pos, fallback)
         }
+    }
+}
+
+/// `ctx.skipped_at(a, k)` / `ctx.read_at(a, k)` with `ctx` in slot `ctx`, calling the native.
+fn future_of(x: &Ex, ctx: usize) -> Option<Future> {
+    let Ex::Chain(base, links) = x else {
+        return None;
+    };
+    match (&**base, &links[..]) {
+        (Base::Var(slot), [l])
+            if *slot == ctx
+                && !l.property
+                && l.call.args.len() == 2
+                && !l.call.natives.is_empty() =>
+        {
+            Future::of(&l.call.name)
+        }
+        _ => None,
     }
 }
 

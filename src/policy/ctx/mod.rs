@@ -21,8 +21,10 @@ use super::budget::Budget;
 use super::query;
 use super::usage;
 use crate::engine::{Layers, Sim};
-use crate::scenario::Hierarchy;
 use crate::tokenset::TokenSet;
+
+mod view;
+pub use view::{Future, Pending, View};
 
 pub(super) type RResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -121,56 +123,6 @@ impl Ctx {
                 .into())
             }
         }
-    }
-}
-
-/// A residency set a compiled hook combines with another set without building it
-/// ([`Ctx::combine_with_view`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View {
-    /// `ctx.hbm_set(l)`.
-    Hbm,
-    /// `ctx.ext_set(l)`.
-    Ext,
-}
-
-impl Ctx {
-    /// `x & ctx.hbm_set(l)`, `x & ctx.ext_set(l)` or (`subtract`) `x - ctx.hbm_set(l)`, in
-    /// place on `x`: the positions, the errors and the budget charges of building the view set
-    /// (its words as work, its bytes taken and given back) and of the operator, without a copy
-    /// of the view. `x - ctx.ext_set(l)` is not offered.
-    pub fn combine_with_view(
-        &self,
-        x: &mut ScriptSet,
-        l: INT,
-        view: View,
-        subtract: bool,
-    ) -> RResult<()> {
-        let s = self.sim()?;
-        let l = layer_of(s, l)?;
-        let m = &s.memory;
-        let words = match view {
-            View::Hbm => m.hbm(l).words().len(),
-            View::Ext => m.present(l).words().len(),
-        };
-        let bytes = words as u64 * 8;
-        self.charge(words as u64);
-        self.0.budget.take_set_bytes(bytes)?;
-        self.0.budget.give_set_bytes(bytes);
-        x.charge_pass();
-        match (view, subtract) {
-            (View::Hbm, false) => x.set.intersect_with(m.hbm(l)),
-            (View::Hbm, true) => x.set.subtract(m.hbm(l)),
-            (View::Ext, false) => match (m.hierarchy(), m.present_prefix(l)) {
-                // The present entries are the positions `0..e`: not read, only cut at `e`.
-                (Hierarchy::Exclusive, Some(e)) => x.set.keep_below_minus(e, Some(m.hbm(l))),
-                (Hierarchy::Exclusive, None) => x.set.keep_minus(m.present(l), Some(m.hbm(l))),
-                (Hierarchy::Inclusive, Some(e)) => x.set.keep_below_minus(e, None),
-                (Hierarchy::Inclusive, None) => x.set.intersect_with(m.present(l)),
-            },
-            (View::Ext, true) => return Err("x - ctx.ext_set(l) is not combined in place".into()),
-        }
-        Ok(())
     }
 }
 
@@ -552,8 +504,21 @@ pub fn register(engine: &mut Engine) {
             );
         };
     }
-    future_set!("skipped_at", |s, l, k| query::skipped_at(s, l, s.step + k));
-    future_set!("read_at", |s, l, k| query::read_at(s, l, s.step + k));
+    // The two a view is often combined with, through the path that combination takes too.
+    for (name, which) in [
+        ("skipped_at", Future::SkippedAt),
+        ("read_at", Future::ReadAt),
+    ] {
+        reg!(
+            engine,
+            natives,
+            name,
+            ["ctx: Ctx", "layer: int", "k: int"],
+            move |c: &mut Ctx, l: INT, k: INT| -> RResult<ScriptSet> {
+                c.future(which, l, k).map(Pending::build)
+            }
+        );
+    }
     future_set!("skipped_any", |s, l, k| query::skipped_over(
         s, l, 1, k, false
     ));
