@@ -75,7 +75,8 @@ impl FastFn {
     /// Calls the hook with `ctx` as its parameter; its value, as Rhai's call would return it.
     pub fn call(&self, rt: &mut Runtime, ctx: Dynamic) -> RResult<Dynamic> {
         rt.slots.clear();
-        rt.slots.resize(self.slots, Dynamic::UNIT);
+        // Constants, not `resize`'s clones (an out-of-line call each).
+        rt.slots.extend((0..self.slots).map(|_| Dynamic::UNIT));
         if rt.memo.len() != self.memos {
             rt.memo.clear();
             rt.memo.resize(self.memos, None);
