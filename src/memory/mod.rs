@@ -532,19 +532,6 @@ impl Memory {
         let exclusive = self.hierarchy == Hierarchy::Exclusive;
         let r = &mut self.layers[layer];
         let queued = pending(&r.queued, r.queued_count);
-        if job.is_none() && cap_entries >= set.capacity() as u64 {
-            // No cap can bite (the set holds no more entries than its capacity) and nothing
-            // is queued: all of them go, counted in the same pass that moves them.
-            let moved = r.hbm.take_minus(set, queued);
-            let b = moved * k;
-            if exclusive {
-                c.move_down(b);
-            }
-            c.to_ext += b;
-            r.hbm_count -= moved;
-            self.hbm_used_bytes -= b;
-            return moved;
-        }
         let count = TokenSet::count_and_minus(set, &r.hbm, queued);
         let moved = count.min(cap_entries);
         if moved == 0 {

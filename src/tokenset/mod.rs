@@ -319,30 +319,6 @@ impl TokenSet {
         })
     }
 
-    /// `self -= set - drop` in one pass, returning how many positions left: what
-    /// `count_and_minus(set, self, drop)` counts before [`TokenSet::subtract_minus`].
-    pub fn take_minus(&mut self, set: &TokenSet, drop: Option<&TokenSet>) -> u64 {
-        wide(|| {
-            let n = self.words.len().min(set.words.len());
-            let (o, s) = (&mut self.words[..n], &set.words[..n]);
-            let m = drop.map_or(0, |d| n.min(d.words.len()));
-            let mut ones = 0u64;
-            if let Some(d) = drop {
-                for ((o, w), d) in o[..m].iter_mut().zip(&s[..m]).zip(&d.words[..m]) {
-                    let gone = *o & w & !d;
-                    ones += u64::from(gone.count_ones());
-                    *o &= !gone;
-                }
-            }
-            for (o, w) in o[m..].iter_mut().zip(&s[m..]) {
-                let gone = *o & w;
-                ones += u64::from(gone.count_ones());
-                *o &= !gone;
-            }
-            ones
-        })
-    }
-
     /// Makes this set the positions of `src` below `capacity` (a copy of words, reusing the
     /// allocation).
     pub fn copy_prefix(&mut self, src: &TokenSet, capacity: usize) {
