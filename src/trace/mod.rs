@@ -376,10 +376,12 @@ pub struct Prefetch {
 }
 
 /// Bytes of steps per batch a [`Prefetch`] sends (at least 4 steps, so that a generator of a long
-/// context keeps a layer in cache over several steps; at most 32). Small enough that a batch is
-/// still in the shared cache when the run reads it (the native seed run takes 5-9% less wall
-/// time and 10-13% less CPU than with 2 MB batches: docs/performance.md).
-pub const PREFETCH_BATCH_BYTES: usize = 512 << 10;
+/// context keeps a layer in cache over several steps; at most 32): 15 steps of the seed
+/// scenario. Each batch costs the threads a wake-up, a system call that a virtual machine makes
+/// dear; on the Intel development machine 2 MB batches instead of 512 KB took 13-17% less wall
+/// time for the native seed run, 8% for `lookahead` and 11% for `alpha` (docs/performance.md;
+/// the AMD machine had measured 512 KB 5-9% faster for the native run).
+pub const PREFETCH_BATCH_BYTES: usize = 2 << 20;
 
 impl Prefetch {
     pub fn new(mut source: Box<dyn TraceSource>, depth: usize) -> Prefetch {
