@@ -103,6 +103,7 @@ impl Lazy<'_> {
         }
     }
 
+    /// The set itself.
     pub fn build(self) -> TokenSet {
         match self {
             Lazy::Prefix(src, capacity) => TokenSet::from_prefix(src, capacity),
@@ -125,13 +126,9 @@ impl Lazy<'_> {
     }
 }
 
-/// Positions not read at `(step, layer)`; `step` is absolute and inside the window.
-pub fn skipped_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
-    skipped_at_lazy(sim, layer, step).map(Lazy::build)
-}
-
-/// [`skipped_at`], not built yet.
-pub fn skipped_at_lazy(sim: &Sim, layer: usize, step: usize) -> Result<Lazy<'_>> {
+/// Positions not read at `(step, layer)`; `step` is absolute and inside the window. Described,
+/// not built ([`Lazy::build`]).
+pub fn skipped_at(sim: &Sim, layer: usize, step: usize) -> Result<Lazy<'_>> {
     check_layer(sim, layer)?;
     let cap = sim.sizes.positions();
     Ok(match step_skips(sim, step)? {
@@ -142,13 +139,8 @@ pub fn skipped_at_lazy(sim: &Sim, layer: usize, step: usize) -> Result<Lazy<'_>>
 }
 
 /// Existing entries of `layer` that `(step, layer)` reads (entries created after the current
-/// step are not counted: they do not exist yet).
-pub fn read_at(sim: &Sim, layer: usize, step: usize) -> Result<TokenSet> {
-    read_at_lazy(sim, layer, step).map(Lazy::build)
-}
-
-/// [`read_at`], not built yet.
-pub fn read_at_lazy(sim: &Sim, layer: usize, step: usize) -> Result<Lazy<'_>> {
+/// step are not counted: they do not exist yet). Described, not built ([`Lazy::build`]).
+pub fn read_at(sim: &Sim, layer: usize, step: usize) -> Result<Lazy<'_>> {
     check_layer(sim, layer)?;
     let Some(s) = step_skips(sim, step)? else {
         return Ok(Lazy::Built(empty(sim)));

@@ -93,8 +93,8 @@ impl Ctx {
         let k = index(k, "k")?;
         self.charge(k as u64 * s.sizes.positions().div_ceil(64) as u64);
         let set = match which {
-            Future::SkippedAt => query::skipped_at_lazy(s, l, s.step + k),
-            Future::ReadAt => query::read_at_lazy(s, l, s.step + k),
+            Future::SkippedAt => query::skipped_at(s, l, s.step + k),
+            Future::ReadAt => query::read_at(s, l, s.step + k),
         }
         .map_err(rerr)?;
         // As `ScriptSet::new` charges a new set.
