@@ -154,14 +154,30 @@ pub struct ScriptSet {
 }
 
 /// Heap bytes of a set.
+/// What building a set of `words` words costs a run: the words as work, their bytes against
+/// the set memory.
+fn reserve_set(budget: &Budget, words: usize) -> RResult<()> {
+    budget.charge(words as u64);
+    budget.take_set_bytes(words as u64 * 8)?;
+    Ok(())
+}
+
+/// The checks and the charge of a future query's call `(layer, k)`: the run, the layer and `k`.
+fn future_call(c: &Ctx, l: INT, k: INT) -> RResult<(&Sim, usize, usize)> {
+    let s = c.sim()?;
+    let l = layer_of(s, l)?;
+    let k = index(k, "k")?;
+    c.charge(k as u64 * s.sizes.positions().div_ceil(64) as u64);
+    Ok((s, l, k))
+}
+
 fn heap_bytes(set: &TokenSet) -> u64 {
     set.words().len() as u64 * 8
 }
 
 impl ScriptSet {
     fn new(set: TokenSet, entry_bytes: u64, budget: &Arc<Budget>) -> RResult<ScriptSet> {
-        budget.charge(set.words().len() as u64);
-        budget.take_set_bytes(heap_bytes(&set))?;
+        reserve_set(budget, set.words().len())?;
         Ok(ScriptSet {
             set,
             entry_bytes,
@@ -495,10 +511,7 @@ pub fn register(engine: &mut Engine) {
                 $name,
                 ["ctx: Ctx", "layer: int", "k: int"],
                 |c: &mut Ctx, l: INT, k: INT| -> RResult<ScriptSet> {
-                    let $s = c.sim()?;
-                    let $l = layer_of($s, l)?;
-                    let $k = index(k, "k")?;
-                    c.charge($k as u64 * $s.sizes.positions().div_ceil(64) as u64);
+                    let ($s, $l, $k) = future_call(c, l, k)?;
                     c.wrap($s, $body.map_err(rerr)?)
                 }
             );

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rhai::INT;
 
-use super::{heap_bytes, index, layer_of, rerr, Ctx, RResult, ScriptSet};
+use super::{future_call, heap_bytes, layer_of, rerr, reserve_set, Ctx, RResult, ScriptSet};
 use crate::engine::Sim;
 use crate::policy::budget::Budget;
 use crate::policy::query;
@@ -88,22 +88,17 @@ impl Ctx {
     /// `ctx.skipped_at(l, k)` / `ctx.read_at(l, k)` up to building the set: every check, error
     /// and charge of the call, in its order.
     pub fn future(&self, which: Future, l: INT, k: INT) -> RResult<Pending<'_>> {
-        let s = self.sim()?;
-        let l = layer_of(s, l)?;
-        let k = index(k, "k")?;
-        self.charge(k as u64 * s.sizes.positions().div_ceil(64) as u64);
+        let (s, l, k) = future_call(self, l, k)?;
         let set = match which {
             Future::SkippedAt => query::skipped_at(s, l, s.step + k),
             Future::ReadAt => query::read_at(s, l, s.step + k),
         }
         .map_err(rerr)?;
-        // As `ScriptSet::new` charges a new set.
-        let words = set.words() as u64;
-        self.charge(words);
-        self.0.budget.take_set_bytes(words * 8)?;
+        let words = set.words();
+        reserve_set(&self.0.budget, words)?;
         Ok(Pending {
             set,
-            bytes: words * 8,
+            bytes: words as u64 * 8,
             entry_bytes: s.sizes.entry_bytes,
             budget: &self.0.budget,
         })
