@@ -460,6 +460,10 @@ struct HookCalls {
     operands: Scope<'static>,
     /// Each hook's kept `ctx.param(...)` values ([`fast::Runtime::memo`]).
     memo: [Vec<Option<Dynamic>>; 4],
+    /// The `ctx` value a compiled hook handed back, for the next call (`()` before the first
+    /// call and after a hook that changed its parameter): boxing a fresh one for every call was
+    /// two allocations and two atomic updates of its count.
+    ctx: Dynamic,
 }
 
 impl HookCalls {
@@ -481,6 +485,7 @@ impl HookCalls {
             slots: Vec::new(),
             memo: Default::default(),
             operands: Scope::new(),
+            ctx: Dynamic::UNIT,
         }
     }
 }
@@ -575,7 +580,10 @@ impl ScriptedPolicy {
                     memo: &mut calls.memo[h as usize],
                     flow: Default::default(),
                 };
-                f.call(&mut rt, Dynamic::from(self.ctx.clone()))
+                if !calls.ctx.is::<Ctx>() {
+                    calls.ctx = Dynamic::from(self.ctx.clone());
+                }
+                f.call(&mut rt, &mut calls.ctx)
             }
             None => {
                 let call = &calls.calls[h as usize];

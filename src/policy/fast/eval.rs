@@ -72,8 +72,11 @@ const ARG_NAMES: [&str; 8] = [
 ];
 
 impl FastFn {
-    /// Calls the hook with `ctx` as its parameter; its value, as Rhai's call would return it.
-    pub fn call(&self, rt: &mut Runtime, ctx: Dynamic) -> RResult<Dynamic> {
+    /// Calls the hook with the `ctx` that `ctx` holds as its parameter; its value, as Rhai's
+    /// call would return it. The parameter's value is handed back in `ctx` when the hook left
+    /// it a plain `ctx` (as it came: no tag, not read-only), so that the caller can pass the
+    /// same value to the next call instead of boxing a new one (`()` is left otherwise).
+    pub fn call(&self, rt: &mut Runtime, ctx: &mut Dynamic) -> RResult<Dynamic> {
         rt.slots.clear();
         // Constants, not `resize`'s clones (an out-of-line call each).
         rt.slots.extend((0..self.slots).map(|_| Dynamic::UNIT));
@@ -81,8 +84,14 @@ impl FastFn {
             rt.memo.clear();
             rt.memo.resize(self.memos, None);
         }
-        rt.slots[0] = ctx;
+        rt.slots[0] = mem::take(ctx);
         let r = rt.block(&self.body);
+        let param = mem::take(&mut rt.slots[0]);
+        if param.is::<Ctx>() && param.tag() == 0 && !param.is_read_only() {
+            *ctx = param;
+        } else {
+            release(param);
+        }
         rt.slots.drain(..).for_each(release);
         match (r, mem::take(&mut rt.flow)) {
             (Ok(v), _) | (Err(Ctl(None)), Flow::Return(v)) => Ok(v),
@@ -200,6 +209,13 @@ impl Runtime<'_> {
     }
 
     fn condition(&mut self, e: &Ex, pos: Position) -> R<bool> {
+        if let Ex::Op(op, xy, ..) = e {
+            match self.peek_op(*op, xy) {
+                Some(Plain::Bool(b)) => return Ok(b),
+                Some(v) => return Err(mismatch(self, "bool", &v.dynamic(), pos)),
+                None => {}
+            }
+        }
         let v = self.expr(e)?;
         match v.as_bool() {
             Ok(b) => {
@@ -372,8 +388,49 @@ impl Runtime<'_> {
         }
     }
 
+    /// The plain value of an operand computed where its parts are: a variable or a constant
+    /// holding one (no copy of its `Dynamic`), or, `depth` levels down, Rhai's built-in
+    /// operator on two such ([`plain_binary`]). Reads only: `None` (nothing done) for any other
+    /// operand, value or operator, an overflow included, which [`Runtime::expr`] then
+    /// evaluates as written.
+    #[inline(always)]
+    fn peek(&self, e: &Ex, depth: u32) -> Option<Plain> {
+        match e {
+            Ex::Const(v) => Plain::of(v),
+            Ex::Var(s) | Ex::Take(s) => Plain::of(&self.slots[*s]),
+            Ex::Op(op, xy, ..) if depth > 0 => plain_binary(
+                *op,
+                self.peek(&xy[0], depth - 1)?,
+                self.peek(&xy[1], depth - 1)?,
+            ),
+            _ => None,
+        }
+    }
+
+    /// What evaluating an operand that [`Runtime::peek`] computed does besides: the slot of
+    /// each last read is left empty.
+    fn taken(&mut self, e: &Ex) {
+        match e {
+            Ex::Take(s) => release(mem::take(&mut self.slots[*s])),
+            Ex::Op(_, xy, ..) => xy.iter().for_each(|x| self.taken(x)),
+            _ => {}
+        }
+    }
+
+    /// `x op y` computed by [`Runtime::peek`] (operands up to two levels deep), as evaluating it
+    /// would leave the slots; `None`, nothing done, otherwise.
+    #[inline(always)]
+    fn peek_op(&mut self, op: Bin, xy: &[Ex; 2]) -> Option<Plain> {
+        let v = plain_binary(op, self.peek(&xy[0], 1)?, self.peek(&xy[1], 1)?)?;
+        xy.iter().for_each(|x| self.taken(x));
+        Some(v)
+    }
+
     #[inline(never)]
     fn op(&mut self, op: Bin, xy: &[Ex; 2], pos: Position, fb: &Fallback) -> R<Dynamic> {
+        if let Some(v) = self.peek_op(op, xy) {
+            return Ok(v.dynamic());
+        }
         let x = self.expr(&xy[0])?;
         let y = self.expr(&xy[1])?;
         match binary(op, x, y) {
@@ -638,57 +695,100 @@ impl Runtime<'_> {
     }
 }
 
-/// Rhai's built-in operators on integers, floats and booleans, and the set operators; the
-/// operands back (`Err`) for any other types or an integer overflow, for Rhai to handle.
-#[allow(clippy::type_complexity)]
-fn binary(op: Bin, x: Dynamic, y: Dynamic) -> Result<RResult<Dynamic>, (Dynamic, Dynamic)> {
-    if let (Ok(a), Ok(b)) = (x.as_int(), y.as_int()) {
-        let v = match op {
-            Bin::Add => a.checked_add(b).map(Dynamic::from_int),
-            Bin::Sub => a.checked_sub(b).map(Dynamic::from_int),
-            Bin::Mul => a.checked_mul(b).map(Dynamic::from_int),
-            Bin::Div if b != 0 => a.checked_div(b).map(Dynamic::from_int),
-            Bin::Rem => a.checked_rem(b).map(Dynamic::from_int),
-            Bin::Eq => Some(Dynamic::from_bool(a == b)),
-            Bin::Ne => Some(Dynamic::from_bool(a != b)),
-            Bin::Gt => Some(Dynamic::from_bool(a > b)),
-            Bin::Ge => Some(Dynamic::from_bool(a >= b)),
-            Bin::Lt => Some(Dynamic::from_bool(a < b)),
-            Bin::Le => Some(Dynamic::from_bool(a <= b)),
-            Bin::And => Some(Dynamic::from_int(a & b)),
-            Bin::Or => Some(Dynamic::from_int(a | b)),
-            Bin::Xor => Some(Dynamic::from_int(a ^ b)),
+/// A value with nothing to free, as the operators compute with it: held in registers, where
+/// a `Dynamic` passed between functions goes through memory in pieces that the next read,
+/// a whole-value copy, cannot take from the processor's store buffer (a stall on every move,
+/// the hottest instructions of the evaluator in a profile of `alpha`; docs/performance.md).
+#[derive(Clone, Copy)]
+enum Plain {
+    Int(INT),
+    Float(FLOAT),
+    Bool(bool),
+}
+
+impl Plain {
+    #[inline(always)]
+    fn of(d: &Dynamic) -> Option<Plain> {
+        if let Ok(i) = d.as_int() {
+            Some(Plain::Int(i))
+        } else if let Ok(f) = d.as_float() {
+            Some(Plain::Float(f))
+        } else if let Ok(b) = d.as_bool() {
+            Some(Plain::Bool(b))
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn dynamic(self) -> Dynamic {
+        match self {
+            Plain::Int(i) => Dynamic::from_int(i),
+            Plain::Float(f) => Dynamic::from_float(f),
+            Plain::Bool(b) => Dynamic::from_bool(b),
+        }
+    }
+
+    /// An integer, or an integer as a float (as Rhai's mixed arithmetic takes it).
+    #[inline(always)]
+    fn float(self) -> Option<FLOAT> {
+        match self {
+            Plain::Int(i) => Some(i as FLOAT),
+            Plain::Float(f) => Some(f),
+            Plain::Bool(_) => None,
+        }
+    }
+}
+
+/// Rhai's built-in operators on integers, floats and booleans; `None` for any other operator
+/// on them or an integer overflow, for Rhai to handle.
+#[inline(always)]
+fn plain_binary(op: Bin, x: Plain, y: Plain) -> Option<Plain> {
+    if let (Plain::Int(a), Plain::Int(b)) = (x, y) {
+        return match op {
+            Bin::Add => a.checked_add(b).map(Plain::Int),
+            Bin::Sub => a.checked_sub(b).map(Plain::Int),
+            Bin::Mul => a.checked_mul(b).map(Plain::Int),
+            Bin::Div if b != 0 => a.checked_div(b).map(Plain::Int),
+            Bin::Rem => a.checked_rem(b).map(Plain::Int),
+            Bin::Eq => Some(Plain::Bool(a == b)),
+            Bin::Ne => Some(Plain::Bool(a != b)),
+            Bin::Gt => Some(Plain::Bool(a > b)),
+            Bin::Ge => Some(Plain::Bool(a >= b)),
+            Bin::Lt => Some(Plain::Bool(a < b)),
+            Bin::Le => Some(Plain::Bool(a <= b)),
+            Bin::And => Some(Plain::Int(a & b)),
+            Bin::Or => Some(Plain::Int(a | b)),
+            Bin::Xor => Some(Plain::Int(a ^ b)),
             _ => None,
         };
-        return match v {
-            Some(v) => {
-                release(x);
-                release(y);
-                Ok(Ok(v))
-            }
-            None => Err((x, y)),
-        };
     }
-    let float = |d: &Dynamic| {
-        d.as_float()
-            .ok()
-            .or_else(|| d.as_int().ok().map(|i| i as FLOAT))
-    };
-    if let (Some(a), Some(b)) = (float(&x), float(&y)) {
-        return match float_op(op, a, b) {
-            Some(v) => {
-                release(x);
-                release(y);
-                Ok(Ok(v))
-            }
-            None => Err((x, y)),
-        };
+    if let (Some(a), Some(b)) = (x.float(), y.float()) {
+        return float_op(op, a, b);
     }
-    if let (Ok(a), Ok(b)) = (x.as_bool(), y.as_bool()) {
+    if let (Plain::Bool(a), Plain::Bool(b)) = (x, y) {
         return match op {
-            Bin::Eq => Ok(Ok(Dynamic::from_bool(a == b))),
-            Bin::Ne => Ok(Ok(Dynamic::from_bool(a != b))),
-            _ => Err((x, y)),
+            Bin::Eq => Some(Plain::Bool(a == b)),
+            Bin::Ne => Some(Plain::Bool(a != b)),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// Rhai's built-in operators on integers, floats and booleans ([`plain_binary`]), and the set
+/// operators; the operands back (`Err`) for any other types or an integer overflow, for Rhai
+/// to handle.
+#[allow(clippy::type_complexity)]
+fn binary(op: Bin, x: Dynamic, y: Dynamic) -> Result<RResult<Dynamic>, (Dynamic, Dynamic)> {
+    if let (Some(a), Some(b)) = (Plain::of(&x), Plain::of(&y)) {
+        return match plain_binary(op, a, b) {
+            Some(v) => {
+                release(x);
+                release(y);
+                Ok(Ok(v.dynamic()))
+            }
+            None => Err((x, y)),
         };
     }
     if x.is::<ScriptSet>() && y.is::<ScriptSet>() && matches!(op, Bin::And | Bin::Or | Bin::Sub) {
@@ -724,7 +824,8 @@ fn numeric(n: Numeric, x: &Dynamic) -> Option<Dynamic> {
 }
 
 /// Rhai's float arithmetic, and its comparisons within a relative epsilon.
-fn float_op(op: Bin, x: FLOAT, y: FLOAT) -> Option<Dynamic> {
+#[inline(always)]
+fn float_op(op: Bin, x: FLOAT, y: FLOAT) -> Option<Plain> {
     let scale = || {
         if x * y == 0.0 {
             1.0
@@ -734,14 +835,14 @@ fn float_op(op: Bin, x: FLOAT, y: FLOAT) -> Option<Dynamic> {
     };
     let cmp = |when_zero: bool, f: fn(FLOAT, FLOAT, FLOAT) -> bool| {
         let max = scale();
-        Dynamic::from_bool(if max == 0.0 { when_zero } else { f(x, y, max) })
+        Plain::Bool(if max == 0.0 { when_zero } else { f(x, y, max) })
     };
     Some(match op {
-        Bin::Add => Dynamic::from_float(x + y),
-        Bin::Sub => Dynamic::from_float(x - y),
-        Bin::Mul => Dynamic::from_float(x * y),
-        Bin::Div => Dynamic::from_float(x / y),
-        Bin::Rem => Dynamic::from_float(x % y),
+        Bin::Add => Plain::Float(x + y),
+        Bin::Sub => Plain::Float(x - y),
+        Bin::Mul => Plain::Float(x * y),
+        Bin::Div => Plain::Float(x / y),
+        Bin::Rem => Plain::Float(x % y),
         Bin::Eq => cmp(true, |x, y, m| (x - y).abs() / m <= FLOAT::EPSILON),
         Bin::Ne => cmp(false, |x, y, m| (x - y).abs() / m > FLOAT::EPSILON),
         Bin::Gt => cmp(false, |x, y, m| (x - y) / m > FLOAT::EPSILON),

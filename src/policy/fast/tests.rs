@@ -108,7 +108,7 @@ fn both(body: &str, a: Dynamic, b: Dynamic) -> Result<(String, String), TestCase
         memo: &mut Vec::new(),
         flow: Default::default(),
     };
-    Ok((rhai, show(fast.call(&mut rt, Dynamic::from(ctx)))))
+    Ok((rhai, show(fast.call(&mut rt, &mut Dynamic::from(ctx)))))
 }
 
 /// A `ctx.param` call with constant arguments gives its value again from the run's memo;
@@ -144,11 +144,11 @@ fn a_constant_param_call_is_kept_for_the_run() -> anyhow::Result<()> {
             flow: Default::default(),
         };
         // 3 * 10 + 1 (the default of the absent "c").
-        let v = f.call(&mut rt, Dynamic::from(ctx.clone()))?;
+        let v = f.call(&mut rt, &mut Dynamic::from(ctx.clone()))?;
         assert_eq!(v.as_int().ok(), Some(31), "turn {turn}");
         rt.memo = &mut memo_g;
         let e = g
-            .call(&mut rt, Dynamic::from(ctx.clone()))
+            .call(&mut rt, &mut Dynamic::from(ctx.clone()))
             .map(|v| v.to_string());
         let e = e.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("unknown param \"missing\""), "{e}");
@@ -268,6 +268,18 @@ const BODIES: &[&str] = &[
     "let x = a; let y = 0; loop { y = x; break; } if y == x { x } else { y }",
     "let x = a; for i in 0..2 { if i == 0 { continue; } x = b; } x",
     "let x = b; (x == a) || (x == b)",
+    // Operators on operators, computed in place when every operand is plain (eval.rs `peek`),
+    // with last reads among the operands, overflows and non-boolean conditions.
+    "(a + b) * (a - b)",
+    "a < b - a",
+    "a * 2 >= b + 1.5",
+    "if a - b > a { 1 } else { 2 }",
+    "if a + b { 1 } else { 2 }",
+    "let c = a; let d = b; (c + d) - c",
+    "let c = a; let d = b; c * 2 + d",
+    "let c = a; (c + 1) == (c - 1)",
+    "let c = a; let d = b; let s = 0; for i in 0..2 { s += (c - i) * d; } s",
+    "let c = a; let d = b; while (c + 1) < d - 1 { c += 1; if c > 20 { break; } } c",
 ];
 
 proptest! {
