@@ -91,12 +91,6 @@ pub trait Ret {
     fn ret(self) -> RResult<Dynamic>;
 }
 
-impl<T: Variant + Clone> Ret for RResult<T> {
-    fn ret(self) -> RResult<Dynamic> {
-        self.map(Dynamic::from)
-    }
-}
-
 macro_rules! ret_plain {
     ($($t:ty),*) => {$(
         impl Ret for $t {
@@ -104,9 +98,33 @@ macro_rules! ret_plain {
                 Ok(Dynamic::from(self))
             }
         }
+        impl Ret for RResult<$t> {
+            fn ret(self) -> RResult<Dynamic> {
+                self.map(Dynamic::from)
+            }
+        }
     )*};
 }
-ret_plain!(INT, FLOAT, bool, String, ScriptSet, Map, rhai::Array);
+ret_plain!(INT, FLOAT, bool, String, ScriptSet, Dynamic);
+
+/// A map or an array is boxed as it is: `Dynamic::from` would build it again entry by entry
+/// (Rhai converts any `BTreeMap<K, T>` or `Vec<T>` so), which was 5% of an `alpha` run's
+/// thread for the two-entry maps of `predicted_reads`. The values are the same either way.
+macro_rules! ret_boxed {
+    ($($t:ty => $from:path),*) => {$(
+        impl Ret for $t {
+            fn ret(self) -> RResult<Dynamic> {
+                Ok($from(self))
+            }
+        }
+        impl Ret for RResult<$t> {
+            fn ret(self) -> RResult<Dynamic> {
+                self.map($from)
+            }
+        }
+    )*};
+}
+ret_boxed!(Map => Dynamic::from_map, rhai::Array => Dynamic::from_array);
 
 /// A closure of the shape Rhai registers: `&mut receiver` then up to three arguments by value.
 pub trait Native<A>: Copy + Send + Sync + 'static {
