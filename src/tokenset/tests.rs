@@ -154,8 +154,9 @@ proptest::proptest! {
             );
             (outs, counts, reads)
         };
-        let baseline = wide::baseline(all);
-        proptest::prop_assert_eq!(all(), baseline);
+        let baseline = wide::at_level(1, all);
+        proptest::prop_assert_eq!(wide::at_level(2, all), baseline.clone());
+        proptest::prop_assert_eq!(wide::at_level(3, all), baseline);
     }
 }
 
