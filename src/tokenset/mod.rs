@@ -26,6 +26,28 @@ fn words_for(bits: usize) -> usize {
     bits.div_ceil(64)
 }
 
+thread_local! {
+    /// Word buffers of sets given back ([`TokenSet::recycle`]), for the next sets this thread
+    /// builds: the sets a hook builds and drops on every call are kilobytes each, beyond the
+    /// allocator's per-thread cache, so each took a trip through its shared bins.
+    static SPARE: std::cell::RefCell<Vec<Vec<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most buffers [`SPARE`] keeps.
+const SPARE_MAX: usize = 8;
+
+/// An empty word buffer with room for `n` words, a spare one when this thread has one.
+fn buffer(n: usize) -> Vec<u64> {
+    match SPARE.with(|s| s.borrow_mut().pop()) {
+        Some(mut v) => {
+            v.clear();
+            v.reserve(n);
+            v
+        }
+        None => Vec::with_capacity(n),
+    }
+}
+
 impl TokenSet {
     /// An empty set able to hold positions `0..capacity`.
     pub fn new(capacity: usize) -> Self {
@@ -40,6 +62,21 @@ impl TokenSet {
         let mut set = TokenSet::new(capacity);
         set.insert_range(start, end);
         set
+    }
+
+    /// Empties the set (capacity 0) and keeps its words' buffer for a set this thread builds
+    /// next.
+    pub fn recycle(&mut self) {
+        let words = std::mem::take(&mut self.words);
+        self.capacity = 0;
+        if words.capacity() > 0 {
+            SPARE.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() < SPARE_MAX {
+                    s.push(words);
+                }
+            });
+        }
     }
 
     /// Number of positions the set can hold.
@@ -104,7 +141,7 @@ impl TokenSet {
         let end = end.min(capacity);
         let full = end / 64;
         let s = &src.words[..full.min(src.words.len())];
-        let mut words = Vec::with_capacity(words_for(capacity));
+        let mut words = buffer(words_for(capacity));
         // The words below `full` that both sets have, vectorized (allocation outside).
         match other {
             Some((o, negate)) => {

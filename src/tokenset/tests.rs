@@ -314,3 +314,17 @@ fn set_algebra_with_shorter_operand() {
     d.subtract(&b);
     assert_eq!(d.ranges(), vec![(0, 10), (70, 200)]);
 }
+
+/// A set built in the buffer of a set given back (here one full of ones, and larger) holds its
+/// own words only.
+#[test]
+fn a_set_built_in_a_recycled_buffer_holds_only_its_own_words() {
+    let mut old = TokenSet::range(5000, 0, 5000);
+    old.recycle();
+    assert_eq!((old.capacity(), old.words().len()), (0, 0));
+    let (a, b) = (random(3000, 1), random(3000, 2));
+    let built = TokenSet::combine(&a, false, Some((&b, false)), 3000, 3000);
+    let mut want = a.clone();
+    want.intersect_with(&b);
+    assert_eq!(built, want);
+}

@@ -211,6 +211,7 @@ impl Clone for ScriptSet {
 impl Drop for ScriptSet {
     fn drop(&mut self) {
         self.budget.give_set_bytes(heap_bytes(&self.set));
+        self.set.recycle();
     }
 }
 
