@@ -417,8 +417,9 @@ impl Runtime<'_> {
         }
     }
 
-    /// `x op y` computed by [`Runtime::peek`] (operands up to two levels deep), as evaluating it
-    /// would leave the slots; `None`, nothing done, otherwise.
+    /// `x op y` computed by [`Runtime::peek`], each operand a variable, a constant or an
+    /// operator on two such, with the slots left as evaluating it would leave them; `None`,
+    /// nothing done, otherwise.
     #[inline(always)]
     fn peek_op(&mut self, op: Bin, xy: &[Ex; 2]) -> Option<Plain> {
         let v = plain_binary(op, self.peek(&xy[0], 1)?, self.peek(&xy[1], 1)?)?;
