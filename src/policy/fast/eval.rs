@@ -209,14 +209,14 @@ impl Runtime<'_> {
     }
 
     fn condition(&mut self, e: &Ex, pos: Position) -> R<bool> {
-        if let Ex::Op(op, xy, ..) = e {
-            match self.peek_op(*op, xy) {
+        let v = match e {
+            Ex::Op(op, xy, op_pos, fb) => match self.peek_op(*op, xy) {
                 Some(Plain::Bool(b)) => return Ok(b),
-                Some(v) => return Err(mismatch(self, "bool", &v.dynamic(), pos)),
-                None => {}
-            }
-        }
-        let v = self.expr(e)?;
+                Some(v) => v.dynamic(),
+                None => self.op_as_written(*op, xy, *op_pos, fb)?,
+            },
+            _ => self.expr(e)?,
+        };
         match v.as_bool() {
             Ok(b) => {
                 release(v);
@@ -429,9 +429,16 @@ impl Runtime<'_> {
 
     #[inline(never)]
     fn op(&mut self, op: Bin, xy: &[Ex; 2], pos: Position, fb: &Fallback) -> R<Dynamic> {
-        if let Some(v) = self.peek_op(op, xy) {
-            return Ok(v.dynamic());
+        match self.peek_op(op, xy) {
+            Some(v) => Ok(v.dynamic()),
+            None => self.op_as_written(op, xy, pos, fb),
         }
+    }
+
+    /// `x op y` with both operands evaluated first: Rhai's built-in operators ([`binary`]), or
+    /// Rhai.
+    #[inline(never)]
+    fn op_as_written(&mut self, op: Bin, xy: &[Ex; 2], pos: Position, fb: &Fallback) -> R<Dynamic> {
         let x = self.expr(&xy[0])?;
         let y = self.expr(&xy[1])?;
         match binary(op, x, y) {
