@@ -61,19 +61,24 @@ fn level() -> u8 {
         return l.min(decide());
     }
     match LEVEL.load(Ordering::Relaxed) {
-        UNDECIDED => {
-            let l = decide();
-            let wanted = match std::env::var("KVTIER_WIDE").as_deref() {
-                Ok("0") => BASELINE,
-                Ok("2") => AVX2,
-                _ => AVX512,
-            };
-            let l = l.min(wanted);
-            LEVEL.store(l, Ordering::Relaxed);
-            l
-        }
+        UNDECIDED => first_level(),
         l => l,
     }
+}
+
+/// The copies to run from now on: the widest the CPU runs, capped by `KVTIER_WIDE` (out of the
+/// kernels' inlined code: it runs once).
+#[cfg(target_arch = "x86_64")]
+#[cold]
+fn first_level() -> u8 {
+    let wanted = match std::env::var("KVTIER_WIDE").as_deref() {
+        Ok("0") => BASELINE,
+        Ok("2") => AVX2,
+        _ => AVX512,
+    };
+    let l = decide().min(wanted);
+    LEVEL.store(l, Ordering::Relaxed);
+    l
 }
 
 /// The widest copies the CPU runs.
