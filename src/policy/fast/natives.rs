@@ -108,9 +108,9 @@ macro_rules! ret_plain {
 ret_plain!(INT, FLOAT, bool, String, ScriptSet, Dynamic);
 
 /// A map or an array is boxed as it is: `Dynamic::from` would build it again entry by entry
-/// (Rhai converts any `BTreeMap<K, T>` or `Vec<T>` so), which was 3.4% of a `layer_importance
-/// + alpha` run's thread for the two-entry maps of `predicted_reads`, and then the old map's
-/// teardown. The values are the same either way.
+/// (Rhai converts any `BTreeMap<K, T>` or `Vec<T>` so), which was 3.4% of the thread of a
+/// `layer_importance` + `alpha` run for the two-entry maps of `predicted_reads`, and then the
+/// old map's teardown. The values are the same either way.
 macro_rules! ret_boxed {
     ($($t:ty => $from:path),*) => {$(
         impl Ret for $t {
