@@ -293,6 +293,7 @@ pub fn ratios(
     let (mut fl, mut gen, mut gen_cpu) =
         (Samples::default(), Samples::default(), Samples::default());
     let mut pairs = vec![Samples::default(); o.pairs.len()];
+    let mut pairs_cpu = vec![Samples::default(); o.pairs.len()];
     let (mut cmp, mut cmp_cpu) = (Samples::default(), Samples::default());
     let (mut long, mut long_rss) = (Samples::default(), Samples::default());
     let (mut v2_off, mut v2_on) = (Samples::default(), Samples::default());
@@ -307,8 +308,10 @@ pub fn ratios(
             gen.0.push(wall);
             gen_cpu.0.push(cpu);
         }
-        for (p, s) in o.pairs.iter().zip(&mut pairs) {
-            s.0.push(time_run(sc, p, &params)?.wall_s);
+        for ((p, s), c) in o.pairs.iter().zip(&mut pairs).zip(&mut pairs_cpu) {
+            let r = time_run(sc, p, &params)?;
+            s.0.push(r.wall_s);
+            c.0.push(r.engine_cpu_s);
         }
         if o.compare && !o.pairs.is_empty() {
             let (start, cpu0) = (Instant::now(), process_cpu_s());
@@ -336,6 +339,7 @@ pub fn ratios(
         }
         tick();
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut lines = Vec::new();
     let native_m = wall.median();
     let mut native_line = Line::of("native run (hbm + none), wall", &wall);
@@ -363,6 +367,14 @@ pub fn ratios(
             "engine",
             None,
         ));
+        let what = format!("least native run: (engine + trace CPU) / {cores} cores");
+        lines.push(
+            Line::of(what, &shared_out(&[&engine, &trace_cpu], cores)).against(
+                fl.median(),
+                "floor",
+                None,
+            ),
+        );
     }
     for ((p, m), s) in o.pairs.iter().zip(&pairs) {
         let what = format!("pair {} + {}", p.label(), m.label());
@@ -376,6 +388,9 @@ pub fn ratios(
             "sum of the pairs",
             Some(Target::AtMost(0.4)),
         ));
+        let what = format!("least comparison: the pairs' engine CPU / {cores} cores");
+        let cpu: Vec<&Samples> = pairs_cpu.iter().collect();
+        lines.push(Line::of(what, &shared_out(&cpu, cores)).against(sum, "sum of the pairs", None));
         let mut busy = Line::of("comparison: CPU time / wall time", &cmp_cpu);
         busy.unit = "cores";
         busy.target = Some(Target::AtLeast(1.8));
@@ -458,6 +473,19 @@ pub fn render(lines: &[Line]) -> String {
     t.to_string()
 }
 
+/// Per repeat, the CPU seconds of `parts` together, shared out over `cores`: the least wall time
+/// that much work can take on this machine (spread perfectly, nothing saved). For the native
+/// run, its engine and trace CPU; for the comparison, the pairs' engine CPU, since sharing the
+/// trace saves each pair's trace threads and nothing else (docs/performance.md).
+fn shared_out(parts: &[&Samples], cores: usize) -> Samples {
+    let repeats = parts.iter().map(|p| p.0.len()).min().unwrap_or(0);
+    Samples(
+        (0..repeats)
+            .map(|k| parts.iter().map(|p| p.0[k]).sum::<f64>() / cores.max(1) as f64)
+            .collect(),
+    )
+}
+
 /// Times of one configuration over the interleaved repeats.
 #[derive(Clone, Debug, Default)]
 pub struct Samples(pub Vec<f64>);
@@ -500,6 +528,21 @@ mod tests {
         assert!(f.ext_entries > 0 && f.read_entries > f.ext_entries, "{f:?}");
         assert_eq!(run.summary.ext_read_bytes, f.ext_entries * k);
         assert!(run.summary.hbm_read_bytes > (f.read_entries - f.ext_entries) * k);
+    }
+
+    #[test]
+    fn cpu_shared_out_over_the_cores_repeat_by_repeat() {
+        // Repeat 1: (0.3 + 0.1) / 2 = 0.2; repeat 2: (0.5 + 0.3) / 2 = 0.4; a third sample of
+        // one part alone has no partner and is left out.
+        let (a, b) = (Samples(vec![0.3, 0.5, 9.0]), Samples(vec![0.1, 0.3]));
+        let s = shared_out(&[&a, &b], 2);
+        assert_eq!(s.0.len(), 2);
+        assert!(
+            (s.0[0] - 0.2).abs() < 1e-12 && (s.0[1] - 0.4).abs() < 1e-12,
+            "{:?}",
+            s.0
+        );
+        assert!(shared_out(&[], 2).0.is_empty());
     }
 
     #[test]
