@@ -131,6 +131,11 @@ pub enum Command {
         /// compute) against the same pair without them.
         #[arg(long)]
         v2: bool,
+        /// Ratios: also time the trace generation alone and the native run's engine with the
+        /// calibrated heavy-hitter profile (its own defaults, on the scenario's model and
+        /// sizes), and print the generation against that engine.
+        #[arg(long)]
+        calibrated: bool,
         /// Ratios: all of the above, with --long 1000000.
         #[arg(long)]
         all: bool,

@@ -172,6 +172,14 @@ pub fn with_prefill(base: &Scenario, prefill: u64) -> Result<Scenario> {
     Scenario::from_file(f, path)
 }
 
+/// The scenario's model and sizes with the calibrated heavy-hitter profile and nothing else of
+/// its `[skip]` section (so the profile's own defaults: docs/scenario.md).
+pub fn with_calibrated(base: &Scenario) -> Result<Scenario> {
+    let mut f: ScenarioFile = base.file.clone();
+    f.skip = toml::from_str("source = \"heavy_hitter\"\nprofile = \"calibrated\"")?;
+    Scenario::from_file(f, base.path.as_deref())
+}
+
 /// The scenario with the v2 features on: async copies, KV blocks of 16 positions (vLLM's
 /// default page) and compute at 1,979 TFLOP/s (the FP8 dense rate of the shipped H100/H200
 /// presets), each unless the scenario already sets it.
@@ -273,6 +281,8 @@ pub struct RatioOptions {
     pub long: Option<u64>,
     /// A pair to time with the v2 features on against the same pair without them.
     pub v2: Option<Pair>,
+    /// The generation and the engine with the calibrated heavy-hitter profile.
+    pub calibrated: bool,
 }
 
 /// Runs everything `o` asks for, `o.repeat` times, interleaved (each repeat runs every
@@ -288,6 +298,9 @@ pub fn ratios(
     let native = native_pair();
     let long_sc = o.long.map(|p| with_prefill(sc, p)).transpose()?;
     let v2_sc = o.v2.as_ref().map(|_| with_v2(sc)).transpose()?;
+    let cal_sc = o.calibrated.then(|| with_calibrated(sc)).transpose()?;
+    let (mut cal_engine, mut cal_gen, mut cal_gen_cpu) =
+        (Samples::default(), Samples::default(), Samples::default());
     let (mut wall, mut engine, mut trace_cpu) =
         (Samples::default(), Samples::default(), Samples::default());
     let (mut fl, mut gen, mut gen_cpu) =
@@ -336,6 +349,14 @@ pub fn ratios(
         if let (Some(p), Some(v)) = (&o.v2, &v2_sc) {
             v2_off.0.push(time_run(sc, p, &params)?.wall_s);
             v2_on.0.push(time_run(v, p, &params)?.wall_s);
+        }
+        if let Some(c) = &cal_sc {
+            cal_engine
+                .0
+                .push(time_run(c, &native, &params)?.engine_cpu_s);
+            let (wall, cpu) = time_generation(c)?;
+            cal_gen.0.push(wall);
+            cal_gen_cpu.0.push(cpu);
         }
         tick();
     }
@@ -434,6 +455,27 @@ pub fn ratios(
             "the same pair without",
             Some(Target::AtMost(1.5)),
         ));
+    }
+    if o.calibrated {
+        let engine = cal_engine.median();
+        lines.push(Line::of(
+            "calibrated profile: engine, the run's own thread, CPU",
+            &cal_engine,
+        ));
+        lines.push(
+            Line::of("calibrated profile: trace generation alone, wall", &cal_gen).against(
+                engine,
+                "engine",
+                Some(Target::AtMost(1.0)),
+            ),
+        );
+        lines.push(
+            Line::of(
+                "calibrated profile: trace generation alone, CPU",
+                &cal_gen_cpu,
+            )
+            .against(engine, "engine", None),
+        );
     }
     Ok(lines)
 }
@@ -543,6 +585,18 @@ mod tests {
             s.0
         );
         assert!(shared_out(&[], 2).0.is_empty());
+    }
+
+    #[test]
+    fn the_calibrated_variant_takes_the_profiles_own_defaults() {
+        // `small()` sets a rate of its own; the variant drops it for the profile's 0.65, and
+        // takes per-position pages, keep 0.3 and one sink (docs/scenario.md).
+        let sc = small();
+        let c = with_calibrated(&sc).unwrap();
+        let k = &c.file.skip;
+        assert_eq!(k.profile, crate::scenario::SkipProfile::Calibrated);
+        assert_eq!((k.rate, k.page, k.keep, k.sinks), (0.65, 1, 0.3, 1));
+        assert_eq!(c.sizes, sc.sizes);
     }
 
     #[test]

@@ -251,9 +251,10 @@ fn dispatch(c: Command) -> Result<()> {
             compare,
             long,
             v2,
+            calibrated,
             all,
         } => {
-            let ratios = floor || pairs || compare || long.is_some() || v2 || all;
+            let ratios = floor || pairs || compare || long.is_some() || v2 || calibrated || all;
             if !ratios {
                 return cli::bench(
                     &scenario,
@@ -271,8 +272,9 @@ fn dispatch(c: Command) -> Result<()> {
                 || !modes.is_empty()
             {
                 anyhow::bail!(
-                    "--floor, --pairs, --compare, --long, --v2 and --all measure fixed pairs and \
-                     sizes: leave out --placement, --migration, --prefill and --modes"
+                    "--floor, --pairs, --compare, --long, --v2, --calibrated and --all measure \
+                     fixed pairs and sizes: leave out --placement, --migration, --prefill and \
+                     --modes"
                 );
             }
             let reference = if pairs || compare || all {
@@ -296,6 +298,7 @@ fn dispatch(c: Command) -> Result<()> {
                 compare: compare || all,
                 long: long.or(all.then_some(1_000_000)),
                 v2: v2_pair,
+                calibrated: calibrated || all,
             };
             cli::bench_ratios(&scenario, opts, &params)
         }

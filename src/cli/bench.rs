@@ -1,5 +1,5 @@
 //! `kvtier bench`: timing figures of runs (the default) and the speed ratios of
-//! `--floor/--pairs/--compare/--long/--v2/--all` (docs/performance.md).
+//! `--floor/--pairs/--compare/--long/--v2/--calibrated/--all` (docs/performance.md).
 
 use std::path::Path;
 use std::time::Instant;
@@ -106,7 +106,7 @@ pub fn bench(
     Ok(())
 }
 
-/// `kvtier bench --floor / --pairs / --compare / --long / --v2`: the ratios of issue 16.
+/// `kvtier bench --floor / --pairs / --compare / --long / --v2 / --calibrated`: the ratios of issue 16.
 pub fn bench_ratios(
     path: &Path,
     opts: kvtier::bench::RatioOptions,
