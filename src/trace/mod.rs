@@ -495,7 +495,8 @@ mod tests {
         .unwrap()
     }
 
-    fn steps(src: &mut dyn TraceSource, n: usize) -> Vec<StepSkips> {
+    /// The next `n` steps of `src`.
+    pub(crate) fn steps(src: &mut dyn TraceSource, n: usize) -> Vec<StepSkips> {
         (0..n)
             .map(|_| {
                 let mut b = StepSkips::default();

@@ -278,13 +278,7 @@ mod tests {
 
     fn direct(sc: &Scenario) -> Vec<StepSkips> {
         let mut src = super::super::open_direct(sc).unwrap();
-        (0..sc.sizes.decode)
-            .map(|_| {
-                let mut b = StepSkips::default();
-                src.next_step(&mut b).unwrap();
-                b
-            })
-            .collect()
+        super::super::tests::steps(src.as_mut(), sc.sizes.decode)
     }
 
     #[test]
