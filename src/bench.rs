@@ -588,15 +588,16 @@ mod tests {
     }
 
     #[test]
-    fn the_calibrated_variant_takes_the_profiles_own_defaults() {
+    fn the_calibrated_variant_takes_the_profiles_own_defaults() -> Result<()> {
         // `small()` sets a rate of its own; the variant drops it for the profile's 0.65, and
         // takes per-position pages, keep 0.3 and one sink (docs/scenario.md).
         let sc = small();
-        let c = with_calibrated(&sc).unwrap();
+        let c = with_calibrated(&sc)?;
         let k = &c.file.skip;
         assert_eq!(k.profile, crate::scenario::SkipProfile::Calibrated);
         assert_eq!((k.rate, k.page, k.keep, k.sinks), (0.65, 1, 0.3, 1));
         assert_eq!(c.sizes, sc.sizes);
+        Ok(())
     }
 
     #[test]

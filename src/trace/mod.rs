@@ -480,7 +480,7 @@ impl Drop for Prefetch {
 mod tests {
     use super::*;
 
-    fn scenario(skip: &str) -> Scenario {
+    fn scenario(skip: &str) -> Result<Scenario> {
         Scenario::from_toml(
             &format!(
                 "name = \"split\"\nseed = 9\n\
@@ -492,7 +492,6 @@ mod tests {
             ),
             None,
         )
-        .unwrap()
     }
 
     /// The next `n` steps of `src`.
@@ -510,14 +509,14 @@ mod tests {
     /// thread, bit for bit: the heavy-hitter trace with early releases and layer and MLP skips,
     /// and the uniform one. Seven layers, so that some thread counts do not divide them.
     #[test]
-    fn a_trace_split_over_threads_is_the_direct_trace() {
+    fn a_trace_split_over_threads_is_the_direct_trace() -> Result<()> {
         for skip in [
             "source = \"heavy_hitter\"\nrate = 0.35\nlayer_skip_rate = 0.1\n\
              mlp_skip_rate = 0.2\nyoung_skip = 0.1\nyoung_window = 40",
             "source = \"uniform\"\nrate = 0.3\nlayer_skip_rate = 0.05",
         ] {
-            let sc = scenario(skip);
-            let want = steps(open_direct(&sc).unwrap().as_mut(), sc.sizes.decode);
+            let sc = scenario(skip)?;
+            let want = steps(open_direct(&sc)?.as_mut(), sc.sizes.decode);
             assert!(want.iter().any(|s| s.layers.iter().any(|l| l.layer)));
             assert!(want
                 .iter()
@@ -528,6 +527,7 @@ mod tests {
                 assert!(got == want, "{threads} threads, {skip}: the steps differ");
             }
         }
+        Ok(())
     }
 
     #[test]
