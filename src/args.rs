@@ -124,7 +124,8 @@ pub enum Command {
         #[arg(long)]
         compare: bool,
         /// Ratios: also time the native run at this prefill, per 1K positions, against the
-        /// scenario's own, with its peak RSS.
+        /// scenario's own, with its peak RSS and its engine's CPU (with --floor, also the floor
+        /// at this prefill), each per 1K positions against the scenario's own.
         #[arg(long, value_name = "PREFILL")]
         long: Option<u64>,
         /// Ratios: also time prefer_hbm + alpha with the v2 features on (async copies, KV blocks,

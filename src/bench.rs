@@ -11,8 +11,9 @@
 //! - **generation**: the trace produced alone on one thread, and the **engine**: the CPU time of
 //!   the run's own thread while its trace is produced on another;
 //! - a **pair** against the native `hbm` + `none` run, the **comparison** against the sum of its
-//!   pairs run one by one, a **long context** per 1K positions against the scenario's own, and
-//!   the **v2 features** against the same pair without them.
+//!   pairs run one by one, a **long context** per 1K positions against the scenario's own
+//!   (with its engine's CPU and, beside the floor, its floor, each per 1K positions against
+//!   the scenario's own), and the **v2 features** against the same pair without them.
 
 use std::time::Instant;
 
@@ -309,6 +310,7 @@ pub fn ratios(
     let mut pairs_cpu = vec![Samples::default(); o.pairs.len()];
     let (mut cmp, mut cmp_cpu) = (Samples::default(), Samples::default());
     let (mut long, mut long_rss) = (Samples::default(), Samples::default());
+    let (mut long_engine, mut long_floor) = (Samples::default(), Samples::default());
     let (mut v2_off, mut v2_on) = (Samples::default(), Samples::default());
     for _ in 0..o.repeat.max(1) {
         let r = time_run(sc, &native, &params)?;
@@ -341,9 +343,14 @@ pub fn ratios(
         }
         if let Some(l) = &long_sc {
             let reset = reset_peak_rss();
-            long.0.push(time_run(l, &native, &params)?.wall_s);
+            let r = time_run(l, &native, &params)?;
+            long.0.push(r.wall_s);
+            long_engine.0.push(r.engine_cpu_s);
             if reset {
                 long_rss.0.extend(peak_rss_mb());
+            }
+            if o.floor {
+                long_floor.0.push(floor(l)?.seconds);
             }
         }
         if let (Some(p), Some(v)) = (&o.v2, &v2_sc) {
@@ -436,6 +443,27 @@ pub fn ratios(
             format!("per 1K at prefill {}", sc.sizes.prefill),
             Some(Target::AtMost(1.3)),
         ));
+        // What the same growth costs the engine's own work and the bare accounting: the sets
+        // of a million positions are 32 times those of 30,000 and leave the faster caches, so
+        // even the floor's popcounts cost more per position (no target: they bound the one
+        // above).
+        let what = format!(
+            "engine at prefill {}, per 1K positions, CPU",
+            l.sizes.prefill
+        );
+        lines.push(Line::of(what, &per_k(&long_engine, l)).against(
+            per_k(&engine, sc).median(),
+            format!("engine per 1K at {}", sc.sizes.prefill),
+            None,
+        ));
+        if o.floor {
+            let what = format!("floor at prefill {}, per 1K positions", l.sizes.prefill);
+            lines.push(Line::of(what, &per_k(&long_floor, l)).against(
+                per_k(&fl, sc).median(),
+                format!("floor per 1K at {}", sc.sizes.prefill),
+                None,
+            ));
+        }
         if !long_rss.0.is_empty() {
             let mut rss = Line::of("peak RSS of that run", &long_rss);
             rss.unit = "MB";
@@ -597,6 +625,49 @@ mod tests {
         assert_eq!(k.profile, crate::scenario::SkipProfile::Calibrated);
         assert_eq!((k.rate, k.page, k.keep, k.sinks), (0.65, 1, 0.3, 1));
         assert_eq!(c.sizes, sc.sizes);
+        Ok(())
+    }
+
+    #[test]
+    fn a_long_context_is_set_against_the_scenarios_own_per_1k() -> Result<()> {
+        // `small()` has 340 positions, the long one 3,000 + 40 = 3,040: each long line is its
+        // time per 1K positions (t / 3,040 * 1,000) over the same figure of the scenario's own
+        // line (t / 340 * 1,000).
+        let sc = small();
+        let o = RatioOptions {
+            repeat: 1,
+            floor: true,
+            long: Some(3000),
+            ..RatioOptions::default()
+        };
+        let lines = ratios(&sc, &o, &[], &|| {})?;
+        let find = |prefix: &str| {
+            lines
+                .iter()
+                .find(|l| l.what.starts_with(prefix))
+                .ok_or_else(|| anyhow::anyhow!("no line {prefix:?}"))
+        };
+        for (long, own) in [
+            ("native run at prefill 3000", "native run (hbm + none)"),
+            ("engine at prefill 3000", "engine: the run's own thread"),
+            ("floor at prefill 3000", "floor: bare accounting"),
+        ] {
+            let (l, o) = (find(long)?, find(own)?);
+            let Some((ratio, of)) = l.ratio.clone() else {
+                anyhow::bail!("{long}: no ratio");
+            };
+            assert!(
+                of.contains("per 1K at") && of.ends_with(" 300"),
+                "{long}: {of}"
+            );
+            // The long line's median is already per 1K positions; the scenario's is a time.
+            let want = l.median / (o.median / 340.0 * 1000.0);
+            assert!(l.median > 0.0 && o.median > 0.0, "{long}");
+            assert!(
+                (ratio - want).abs() <= 1e-9 * want,
+                "{long}: {ratio} against {want}"
+            );
+        }
         Ok(())
     }
 
