@@ -74,29 +74,24 @@ trait PageIndex: Copy {
     fn page(self) -> u32;
 }
 
-impl PageIndex for u16 {
-    #[inline(always)]
-    fn of(p: usize) -> u16 {
-        debug_assert!(p <= u16::MAX as usize);
-        p as u16
-    }
-    #[inline(always)]
-    fn page(self) -> u32 {
-        u32::from(self)
-    }
+/// `PageIndex` for an unsigned integer type at least 16 bits wide.
+macro_rules! page_index {
+    ($t:ty) => {
+        impl PageIndex for $t {
+            #[inline(always)]
+            fn of(p: usize) -> $t {
+                debug_assert!(p <= <$t>::MAX as usize);
+                p as $t
+            }
+            #[inline(always)]
+            fn page(self) -> u32 {
+                u32::from(self)
+            }
+        }
+    };
 }
-
-impl PageIndex for u32 {
-    #[inline(always)]
-    fn of(p: usize) -> u32 {
-        debug_assert!(p <= u32::MAX as usize);
-        p as u32
-    }
-    #[inline(always)]
-    fn page(self) -> u32 {
-        self
-    }
-}
+page_index!(u16);
+page_index!(u32);
 
 struct HhParams {
     sinks: usize,
