@@ -679,9 +679,9 @@ mod tests {
         }
     }
 
-    /// The lists are `u16` while every page index fits one, and `u32` beyond: pages of 16 up to
-    /// 1,048,576 positions (65,536 pages), pages of one up to 65,536 positions (prefill plus 8
-    /// decode steps below).
+    /// The lists are `u16` while `positions / page` is at most 65,536 (the pages' indices are
+    /// below it), and `u32` beyond: pages of 16 to 1,048,591 positions, pages of one to 65,536
+    /// (prefill plus 8 decode steps below).
     #[test]
     fn lists_are_narrow_while_the_pages_fit() -> anyhow::Result<()> {
         let narrow = |prefill: usize, page: usize| -> anyhow::Result<bool> {
