@@ -433,34 +433,39 @@ pub fn ratios(
                     .collect(),
             )
         };
-        let base = per_k(&wall, sc).median();
-        let what = format!(
+        // A long-context line: its samples per 1K positions against the scenario's own.
+        let against_own = |what: &str, long: &Samples, own: &Samples, of: &str, target| {
+            let what = what.replace("{}", &l.sizes.prefill.to_string());
+            Line::of(what, &per_k(long, l)).against(
+                per_k(own, sc).median(),
+                format!("{of} {}", sc.sizes.prefill),
+                target,
+            )
+        };
+        lines.push(against_own(
             "native run at prefill {}, per 1K positions",
-            l.sizes.prefill
-        );
-        lines.push(Line::of(what, &per_k(&long, l)).against(
-            base,
-            format!("per 1K at prefill {}", sc.sizes.prefill),
+            &long,
+            &wall,
+            "per 1K at prefill",
             Some(Target::AtMost(1.3)),
         ));
         // What the same growth costs the engine's own work and the bare accounting: the sets
         // of a million positions are 32 times those of 30,000 and leave the faster caches, so
         // even the floor's popcounts cost more per position (no target: they bound the one
         // above).
-        let what = format!(
+        lines.push(against_own(
             "engine at prefill {}, per 1K positions, CPU",
-            l.sizes.prefill
-        );
-        lines.push(Line::of(what, &per_k(&long_engine, l)).against(
-            per_k(&engine, sc).median(),
-            format!("engine per 1K at {}", sc.sizes.prefill),
+            &long_engine,
+            &engine,
+            "engine per 1K at",
             None,
         ));
         if o.floor {
-            let what = format!("floor at prefill {}, per 1K positions", l.sizes.prefill);
-            lines.push(Line::of(what, &per_k(&long_floor, l)).against(
-                per_k(&fl, sc).median(),
-                format!("floor per 1K at {}", sc.sizes.prefill),
+            lines.push(against_own(
+                "floor at prefill {}, per 1K positions",
+                &long_floor,
+                &fl,
+                "floor per 1K at",
                 None,
             ));
         }
